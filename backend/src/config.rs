@@ -1,0 +1,331 @@
+//! Configuration: defaults in code, then an optional TOML file, then environment variables.
+//!
+//! `SHARDROP_LISTEN` and `SHARDROP_DATA_DIR` are the two everyday knobs; every other field
+//! is reachable as `SHARDROP__SECTION__KEY` (for example `SHARDROP__STORAGE__KIND=s3`).
+//! Secrets may also come from files (`secret_access_key_file`), so they need not sit in the
+//! environment. `shardrop.example.toml` at the repo root documents every field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+const MIB: u64 = 1024 * 1024;
+
+/// Everything the server reads at start-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on (`SHARDROP_LISTEN`).
+    pub listen: String,
+    /// Folder for the embedded database, the local object store and its signing key
+    /// (`SHARDROP_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// The origin clients reach this server at, used in URLs the local store signs.
+    /// Empty: `http://` + the bound address.
+    pub public_url: String,
+    pub database: DatabaseSettings,
+    pub tracker: TrackerSettings,
+    pub storage: StorageSettings,
+    pub uploads: UploadSettings,
+    pub reaper: ReaperSettings,
+    pub http: HttpSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://…`. Empty: SQLite at `<data_dir>/shardrop.db`.
+    pub url: String,
+    /// Read the URL from this file instead (it may hold a password).
+    pub url_file: Option<PathBuf>,
+    /// Connections in the pool of this replica.
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackerKind {
+    /// In this process only: right for one replica, wrong for several.
+    Memory,
+    /// Shared by every replica.
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerSettings {
+    pub kind: TrackerKind,
+    /// `redis://host:port/db`.
+    pub redis_url: String,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Files under `<data_dir>/objects`, parts PUT to this server at signed URLs.
+    Local,
+    /// Any S3-compatible server.
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    pub kind: StorageKind,
+    pub local: LocalStoreSettings,
+    pub s3: S3Settings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalStoreSettings {
+    /// HMAC key for part and download URLs. Empty: a random key kept in `<data_dir>`.
+    pub secret: String,
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    /// `http(s)://host:port` of the S3 API, as browsers must reach it (URLs are signed for it).
+    pub endpoint: String,
+    /// The region the server signs with (Garage: its `s3_region`).
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub secret_access_key_file: Option<PathBuf>,
+    /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`; most
+    /// self-hosted servers want path style.
+    pub path_style: bool,
+    /// Prefix of every object key, so several deployments (or tests) can share a bucket.
+    pub prefix: String,
+    /// Origins allowed to PUT parts from a browser; written into the bucket's CORS rule.
+    pub cors_origins: Vec<String>,
+    /// Write the bucket's CORS and lifecycle rules at start-up.
+    pub configure_bucket: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadSettings {
+    /// Target part size in bytes; grown for files that would need more than 10,000 parts.
+    pub part_size: u64,
+    /// Largest file accepted, in bytes.
+    pub max_file_size: u64,
+    /// An upload with no activity for this long is aborted by the reaper.
+    pub ttl_secs: u64,
+    /// Lifetime of a presigned part URL; clients sign in batches shortly before use.
+    pub sign_ttl_secs: u64,
+    /// Lifetime of a presigned download URL.
+    pub download_ttl_secs: u64,
+    /// Most parts signed by one request.
+    pub max_sign_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReaperSettings {
+    pub enabled: bool,
+    /// Seconds between sweeps (each replica sweeps; claims in SQL keep it exactly-once).
+    pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Largest JSON request body, in bytes.
+    pub json_limit: usize,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            public_url: String::new(),
+            database: DatabaseSettings::default(),
+            tracker: TrackerSettings::default(),
+            storage: StorageSettings::default(),
+            uploads: UploadSettings::default(),
+            reaper: ReaperSettings::default(),
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: String::new(), url_file: None, max_connections: 16 }
+    }
+}
+
+impl Default for TrackerSettings {
+    fn default() -> Self {
+        Self {
+            kind: TrackerKind::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            prefix: "shardrop".into(),
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { kind: StorageKind::Local, local: LocalStoreSettings::default(), s3: S3Settings::default() }
+    }
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        Self {
+            endpoint: "http://127.0.0.1:3900".into(),
+            region: "garage".into(),
+            bucket: "shardrop".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            secret_access_key_file: None,
+            path_style: true,
+            prefix: String::new(),
+            cors_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
+            configure_bucket: true,
+        }
+    }
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        Self {
+            part_size: shardrop_engine::plan::DEFAULT_PART_SIZE,
+            max_file_size: shardrop_engine::plan::MAX_OBJECT_SIZE,
+            // A day: long enough to resume after a night's sleep.
+            ttl_secs: 24 * 3600,
+            // 15 minutes: a part of 8 MiB at even 100 kB/s finishes well inside.
+            sign_ttl_secs: 15 * 60,
+            download_ttl_secs: 5 * 60,
+            max_sign_batch: 1_000,
+        }
+    }
+}
+
+impl Default for ReaperSettings {
+    fn default() -> Self {
+        Self { enabled: true, interval_secs: 300 }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { json_limit: MIB as usize, workers: 0 }
+    }
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("configuration: cannot read {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Defaults, then `file` (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let settings: Settings = figment
+            .merge(Env::raw().only(&["SHARDROP_LISTEN", "SHARDROP_DATA_DIR"]).map(|k| {
+                k.as_str().trim_start_matches("SHARDROP_").to_ascii_lowercase().into()
+            }))
+            .merge(Env::prefixed("SHARDROP__").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        settings.resolve()
+    }
+
+    /// Reads secrets from their files and checks what cannot be right.
+    pub fn resolve(mut self) -> Result<Self, ConfigError> {
+        if let Some(path) = self.database.url_file.take() {
+            self.database.url = read_secret(&path)?;
+        }
+        if let Some(path) = self.storage.s3.secret_access_key_file.take() {
+            self.storage.s3.secret_access_key = read_secret(&path)?;
+        }
+        if let Some(path) = self.storage.local.secret_file.take() {
+            self.storage.local.secret = read_secret(&path)?;
+        }
+        shardrop_engine::Plan::new(0, self.uploads.part_size)
+            .map_err(|e| ConfigError::Invalid(format!("uploads.part_size: {e}")))?;
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!("listen: {:?} is not host:port", self.listen)));
+        }
+        if self.uploads.max_sign_batch == 0 || self.uploads.sign_ttl_secs == 0 {
+            return Err(ConfigError::Invalid("uploads.max_sign_batch and sign_ttl_secs must be > 0".into()));
+        }
+        if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
+            return Err(ConfigError::Invalid("storage.s3.bucket is empty".into()));
+        }
+        Ok(self)
+    }
+
+    /// The database URL, defaulting to SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("shardrop.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+fn read_secret(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_defaults_and_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", "listen = \"127.0.0.1:9000\"\n[uploads]\npart_size = 16777216\n")?;
+            jail.create_file("key", "s3cret\n")?;
+            jail.set_env("SHARDROP_DATA_DIR", "/srv/shardrop");
+            jail.set_env("SHARDROP__STORAGE__KIND", "s3");
+            jail.set_env("SHARDROP__STORAGE__S3__SECRET_ACCESS_KEY_FILE", "key");
+            jail.set_env("SHARDROP__TRACKER__KIND", "redis");
+            let s = Settings::load(Some(Path::new("s.toml"))).unwrap();
+            assert_eq!(s.listen, "127.0.0.1:9000");
+            assert_eq!(s.data_dir, PathBuf::from("/srv/shardrop"));
+            assert_eq!(s.uploads.part_size, 16 * MIB);
+            assert_eq!(s.storage.kind, StorageKind::S3);
+            assert_eq!(s.storage.s3.secret_access_key, "s3cret");
+            assert_eq!(s.tracker.kind, TrackerKind::Redis);
+            jail.set_env("SHARDROP_LISTEN", "0.0.0.0:1");
+            assert_eq!(Settings::load(None).unwrap().listen, "0.0.0.0:1");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn refuses_a_part_size_s3_would_refuse() {
+        let mut s = Settings::default();
+        s.uploads.part_size = MIB;
+        assert!(matches!(s.resolve(), Err(ConfigError::Invalid(_))));
+    }
+}
