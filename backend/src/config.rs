@@ -169,11 +169,7 @@ impl Default for DatabaseSettings {
 
 impl Default for TrackerSettings {
     fn default() -> Self {
-        Self {
-            kind: TrackerKind::Memory,
-            redis_url: "redis://127.0.0.1:6379".into(),
-            prefix: "shardrop".into(),
-        }
+        Self { kind: TrackerKind::Memory, redis_url: "redis://127.0.0.1:6379".into(), prefix: "shardrop".into() }
     }
 }
 
@@ -246,9 +242,11 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         let settings: Settings = figment
-            .merge(Env::raw().only(&["SHARDROP_LISTEN", "SHARDROP_DATA_DIR"]).map(|k| {
-                k.as_str().trim_start_matches("SHARDROP_").to_ascii_lowercase().into()
-            }))
+            .merge(
+                Env::raw()
+                    .only(&["SHARDROP_LISTEN", "SHARDROP_DATA_DIR"])
+                    .map(|k| k.as_str().trim_start_matches("SHARDROP_").to_ascii_lowercase().into()),
+            )
             .merge(Env::prefixed("SHARDROP__").split("__"))
             .extract()
             .map_err(Box::new)?;
@@ -301,6 +299,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type
     fn env_overrides_defaults_and_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("s.toml", "listen = \"127.0.0.1:9000\"\n[uploads]\npart_size = 16777216\n")?;
@@ -320,6 +319,13 @@ mod tests {
             assert_eq!(Settings::load(None).unwrap().listen, "0.0.0.0:1");
             Ok(())
         });
+    }
+
+    #[test]
+    fn example_config_is_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shardrop.example.toml");
+        let from_file: Settings = Figment::from(Toml::file_exact(path)).extract().unwrap();
+        assert_eq!(serde_json::to_value(from_file).unwrap(), serde_json::to_value(Settings::default()).unwrap());
     }
 
     #[test]

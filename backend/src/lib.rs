@@ -1,5 +1,15 @@
-//! Shardrop's control plane. See `docs/architecture.md` for how the pieces fit.
+//! Shardrop's control plane: a stateless actix-web service that plans multipart uploads,
+//! signs part URLs straight to S3-compatible storage, counts parts in a tracker, and
+//! composes each object exactly once. See `docs/architecture.md`.
 
+pub mod app;
 pub mod config;
+pub mod db;
 pub mod error;
+pub mod files;
+pub mod health;
+pub mod metrics;
+pub mod routes;
 pub mod storage;
+pub mod tracker;
+pub mod uploads;

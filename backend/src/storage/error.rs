@@ -25,7 +25,9 @@ pub enum StorageError {
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "object-not-found", "the stored object is missing"),
+            StorageError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "object-not-found", "the stored object is missing")
+            }
             StorageError::Unavailable(_) => ApiError::unavailable("storage unavailable", &e),
             _ => ApiError::internal("storage error", &e),
         }

@@ -1,0 +1,146 @@
+//! Building the application from settings: `Application::build(settings)` binds, connects
+//! to SQL, the tracker and storage, and returns a server ready to run. Tests build it on
+//! port 0 exactly as `shardrop serve` does.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use crate::config::{Settings, StorageKind, TrackerKind};
+use crate::db::{self, Db};
+use crate::metrics::Metrics;
+use crate::storage::local::LocalStore;
+use crate::storage::s3::S3Store;
+use crate::storage::Store;
+use crate::tracker::memory::MemoryTracker;
+use crate::tracker::redis::RedisTracker;
+use crate::tracker::Tracker;
+
+/// What every handler shares. Cheap to clone; holds no per-upload state of its own.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub store: Arc<dyn Store>,
+    pub tracker: Arc<dyn Tracker>,
+    pub metrics: Arc<Metrics>,
+    /// Names this replica in completion claims and logs.
+    pub replica: String,
+}
+
+impl AppState {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.settings.uploads.ttl_secs)
+    }
+    pub fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.settings.uploads.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(&settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = match settings.public_url.trim_end_matches('/') {
+            "" => format!("http://{addr}"),
+            url => url.to_owned(),
+        };
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+        let db = db::connect(&settings.database_url(), settings.database.max_connections)
+            .await
+            .context("cannot open the database")?;
+        let tracker: Arc<dyn Tracker> = match settings.tracker.kind {
+            TrackerKind::Memory => Arc::new(MemoryTracker::default()),
+            TrackerKind::Redis => Arc::new(RedisTracker::new(&settings.tracker.redis_url, &settings.tracker.prefix)?),
+        };
+        let mut local = None;
+        let store: Arc<dyn Store> = match settings.storage.kind {
+            StorageKind::Local => {
+                let secret = local_secret(&settings)?;
+                let store = Arc::new(LocalStore::new(settings.data_dir.join("objects"), secret, public_url)?);
+                local = Some(web::Data::from(store.clone()));
+                store
+            }
+            StorageKind::S3 => {
+                Arc::new(S3Store::new(&settings.storage.s3, Duration::from_secs(settings.uploads.ttl_secs)))
+            }
+        };
+        store.prepare().await.context("storage is not ready")?;
+        let state = web::Data::new(AppState {
+            settings: Arc::new(settings.clone()),
+            db,
+            store,
+            tracker,
+            metrics: Arc::new(Metrics::new()?),
+            replica: format!("{}-{}", std::process::id(), addr.port()),
+        });
+        if settings.reaper.enabled {
+            crate::uploads::reaper::spawn(state.clone(), Duration::from_secs(settings.reaper.interval_secs.max(1)));
+        }
+        let app_state = state.clone();
+        let json_limit = settings.http.json_limit;
+        let mut server = HttpServer::new(move || {
+            let mut app = App::new().app_data(app_state.clone());
+            if let Some(local) = &local {
+                app = app.app_data(local.clone());
+            }
+            app.configure(|cfg| crate::routes::configure(cfg, json_limit, local.is_some()))
+        })
+        .listen(listener)?;
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        Ok(Self { port: addr.port(), server: server.run(), state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state, for tests that look behind the API (metrics, the reaper).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The local store's URL-signing key: configured, or made once and kept in the data dir.
+fn local_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if !settings.storage.local.secret.is_empty() {
+        return Ok(settings.storage.local.secret.as_bytes().to_vec());
+    }
+    let path = settings.data_dir.join("local-store.key");
+    if let Ok(existing) = std::fs::read(&path) {
+        if existing.len() >= 32 {
+            return Ok(existing);
+        }
+    }
+    let key: [u8; 32] = rand::random();
+    write_private(&path, &key)?;
+    Ok(key.to_vec())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(bytes)?;
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! What can go wrong with a stored file.
+
+use actix_web::http::StatusCode;
+
+use crate::error::ApiError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("no file with that id")]
+    NotFound,
+    #[error("limit must be between 1 and {max}")]
+    InvalidLimit { max: u32 },
+    #[error("cursor is not one this server gave out")]
+    InvalidCursor,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "file-not-found", e.to_string()),
+            FileError::InvalidLimit { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-limit", e.to_string())
+            }
+            FileError::InvalidCursor => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-cursor", e.to_string())
+            }
+            FileError::Storage(e) => e.into(),
+            FileError::Db(e) => e.into(),
+        }
+    }
+}

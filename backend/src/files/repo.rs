@@ -1,0 +1,125 @@
+//! SQL for files. The UNIQUE `upload_id` makes "one file row per upload" hold however many
+//! replicas complete the same upload at once.
+
+use sqlx::FromRow;
+
+use crate::db::Db;
+
+pub const PENDING: &str = "pending";
+pub const VERIFIED: &str = "verified";
+pub const CORRUPT: &str = "corrupt";
+
+#[derive(Debug, Clone, FromRow)]
+pub struct FileRow {
+    pub id: String,
+    pub upload_id: Option<String>,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+    pub sha1: Option<String>,
+    pub storage_key: String,
+    pub status: String,
+    pub created_at: i64,
+    pub verified_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, upload_id, name, size, content_type, sha1, storage_key, status, created_at, verified_at";
+
+/// Inserts the file of an upload unless the upload already has one; answers the one row.
+pub async fn insert_once(db: &Db, f: &FileRow) -> Result<FileRow, sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (upload_id) DO NOTHING"
+    ))
+    .bind(&f.id)
+    .bind(&f.upload_id)
+    .bind(&f.name)
+    .bind(f.size)
+    .bind(&f.content_type)
+    .bind(&f.sha1)
+    .bind(&f.storage_key)
+    .bind(&f.status)
+    .bind(f.created_at)
+    .bind(f.verified_at)
+    .execute(db)
+    .await?;
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE upload_id = $1")).bind(&f.upload_id).fetch_one(db).await
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<FileRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE id = $1")).bind(id).fetch_optional(db).await
+}
+
+pub async fn by_upload(db: &Db, upload_id: &str) -> Result<Option<FileRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE upload_id = $1"))
+        .bind(upload_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// A verified file with this content, if the server holds one.
+pub async fn find_verified(db: &Db, sha1: &str, size: i64) -> Result<Option<FileRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM files WHERE sha1 = $1 AND size = $2 AND status = 'verified' ORDER BY created_at LIMIT 1"
+    ))
+    .bind(sha1)
+    .bind(size)
+    .fetch_optional(db)
+    .await
+}
+
+/// Newest first; `after` is the (created_at, id) of the last row of the previous page.
+pub async fn list(db: &Db, limit: i64, after: Option<(i64, &str)>) -> Result<Vec<FileRow>, sqlx::Error> {
+    let (at, id) = after.unwrap_or((i64::MAX, ""));
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM files WHERE created_at < $1 OR (created_at = $1 AND id < $2) \
+         ORDER BY created_at DESC, id DESC LIMIT $3"
+    ))
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Deletes the row; answers whether another file still uses the same stored object.
+pub async fn delete(db: &Db, f: &FileRow) -> Result<bool, sqlx::Error> {
+    sqlx::query("DELETE FROM files WHERE id = $1").bind(&f.id).execute(db).await?;
+    let (others,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM files WHERE storage_key = $1").bind(&f.storage_key).fetch_one(db).await?;
+    Ok(others > 0)
+}
+
+/// Records a client's SHA-1 claim on a file that has none yet; true when the file's SHA-1
+/// (claimed or verified) now equals `sha1`.
+pub async fn set_claim(db: &Db, id: &str, sha1: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query("UPDATE files SET sha1 = $2 WHERE id = $1 AND sha1 IS NULL").bind(id).bind(sha1).execute(db).await?;
+    Ok(get(db, id).await?.is_some_and(|f| f.sha1.as_deref() == Some(sha1)))
+}
+
+/// Records the verifier's verdict from the SHA-1 of the stored bytes, against whatever
+/// claim the row holds at that moment (one statement, so a claim made while hashing still
+/// counts). Answers the resulting status.
+pub async fn set_verdict(db: &Db, id: &str, actual: &str, size_ok: bool, now: i64) -> Result<String, sqlx::Error> {
+    sqlx::query(
+        "UPDATE files SET \
+           status = CASE WHEN $3 = 1 AND (sha1 IS NULL OR sha1 = $2) THEN 'verified' ELSE 'corrupt' END, \
+           sha1 = COALESCE(sha1, $2), verified_at = $4 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(actual)
+    .bind(i64::from(size_ok))
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(get(db, id).await?.map(|f| f.status).unwrap_or_default())
+}
+
+/// Files still waiting for verification since before `before` (their verifier died).
+pub async fn pending_since(db: &Db, before: i64, limit: i64) -> Result<Vec<FileRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE status = 'pending' AND created_at < $1 LIMIT $2"))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(db)
+        .await
+}

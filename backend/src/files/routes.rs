@@ -1,0 +1,111 @@
+//! HTTP handlers for `/api/v1/files`.
+
+use std::time::Duration;
+
+use actix_web::{http::header, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{repo, FileError, FileView};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::storage::DownloadTarget;
+
+type Res = Result<HttpResponse, ApiError>;
+
+const MAX_PAGE: u32 = 1_000;
+const DEFAULT_PAGE: u32 = 100;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Files per page, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FileList {
+    /// Newest first.
+    pub files: Vec<FileView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Stored files, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/files", tag = "files", params(ListQuery), responses(
+    (status = 200, body = FileList),
+    (status = 422, description = "`invalid-limit`, `invalid-cursor`", body = ErrorBody),
+))]
+pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(FileError::InvalidLimit { max: MAX_PAGE }.into());
+    }
+    let after = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    let rows = repo::list(&state.db, i64::from(limit) + 1, after.as_ref().map(|(t, id)| (*t, id.as_str())))
+        .await
+        .map_err(FileError::from)?;
+    let more = rows.len() > limit as usize;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next_cursor = more.then(|| rows.last().map(|r| format!("{}.{}", r.created_at, r.id))).flatten();
+    Ok(HttpResponse::Ok().json(FileList { files: rows.iter().map(FileView::from).collect(), next_cursor }))
+}
+
+fn parse_cursor(c: &str) -> Result<(i64, String), FileError> {
+    let (at, id) = c.split_once('.').ok_or(FileError::InvalidCursor)?;
+    let at = at.parse().map_err(|_| FileError::InvalidCursor)?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(FileError::InvalidCursor);
+    }
+    Ok((at, id.to_owned()))
+}
+
+async fn load(state: &AppState, id: &str) -> Result<repo::FileRow, FileError> {
+    repo::get(&state.db, id).await?.ok_or(FileError::NotFound)
+}
+
+#[utoipa::path(get, path = "/api/v1/files/{file_id}", tag = "files", params(("file_id" = String, Path,)), responses(
+    (status = 200, body = FileView),
+    (status = 404, description = "`file-not-found`", body = ErrorBody),
+))]
+pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    Ok(HttpResponse::Ok().json(FileView::from(&load(&state, &id).await?)))
+}
+
+/// Deletes the file; its stored object goes when no other file uses it.
+#[utoipa::path(delete, path = "/api/v1/files/{file_id}", tag = "files", params(("file_id" = String, Path,)), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, description = "`file-not-found`", body = ErrorBody),
+))]
+pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    let file = load(&state, &id).await?;
+    let shared = repo::delete(&state.db, &file).await.map_err(FileError::from)?;
+    if !shared {
+        state.store.delete(&file.storage_key).await.map_err(FileError::from)?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A redirect to a short-lived presigned GET of the content; Range works there.
+#[utoipa::path(get, path = "/api/v1/files/{file_id}/content", tag = "files", params(("file_id" = String, Path,)), responses(
+    (status = 302, description = "`Location` is a presigned GET, valid for minutes"),
+    (status = 404, description = "`file-not-found`", body = ErrorBody),
+))]
+pub async fn content(state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    let file = load(&state, &id).await?;
+    let url = state
+        .store
+        .sign_download(DownloadTarget {
+            key: &file.storage_key,
+            file_name: &file.name,
+            content_type: &file.content_type,
+            ttl: Duration::from_secs(state.settings.uploads.download_ttl_secs),
+        })
+        .await
+        .map_err(FileError::from)?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}

@@ -1,0 +1,100 @@
+//! Prometheus metrics: requests by route and status, and the upload life cycle.
+//!
+//! Each application instance has its own registry (no process-global state), so several
+//! instances in one test process count separately.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub uploads_started: IntCounter,
+    pub uploads_completed: IntCounter,
+    pub uploads_instant: IntCounter,
+    pub uploads_aborted: IntCounterVec,
+    /// CompleteMultipartUpload (or single-PUT check) calls that succeeded: one per upload.
+    pub compositions: IntCounter,
+    pub parts_signed: IntCounter,
+    pub parts_reported: IntCounter,
+    pub bytes_completed: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let requests = IntCounterVec::new(
+            Opts::new("shardrop_http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("shardrop_http_request_duration_seconds", "HTTP request latency by route")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            &["route"],
+        )?;
+        registry.register(Box::new(latency.clone()))?;
+        let uploads_aborted = IntCounterVec::new(
+            Opts::new("shardrop_uploads_aborted_total", "Uploads aborted, by who asked"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(uploads_aborted.clone()))?;
+        Ok(Self {
+            requests,
+            latency,
+            uploads_aborted,
+            uploads_started: counter("shardrop_uploads_started_total", "Uploads started")?,
+            uploads_completed: counter("shardrop_uploads_completed_total", "Uploads completed into a file")?,
+            uploads_instant: counter("shardrop_uploads_instant_total", "Uploads answered by content already stored")?,
+            compositions: counter("shardrop_compositions_total", "Objects composed in storage by this replica")?,
+            parts_signed: counter("shardrop_parts_signed_total", "Part URLs signed")?,
+            parts_reported: counter("shardrop_parts_reported_total", "Part reports accepted")?,
+            bytes_completed: counter("shardrop_bytes_completed_total", "Bytes in completed uploads")?,
+            registry,
+        })
+    }
+
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+/// Middleware: counts every request under its route pattern (not its raw path, which
+/// would give one series per upload id).
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<crate::app::AppState>>().map(|s| s.metrics.clone());
+    let method = req.method().as_str().to_owned();
+    let res = next.call(req).await?;
+    if let Some(m) = metrics {
+        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+        let status = res.status().as_u16().to_string();
+        m.requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
+        m.latency.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+/// `GET /metrics` in Prometheus' text format.
+pub async fn render(state: web::Data<crate::app::AppState>) -> HttpResponse {
+    match state.metrics.render() {
+        Ok(text) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text),
+        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+    }
+}

@@ -1,0 +1,58 @@
+//! Part tracking: which parts of an open upload have been reported, counted fast.
+//!
+//! The tracker is a counter and a cache, never the truth: storage (`ListParts`) is. When
+//! the tracker has lost an upload (Redis flushed or restarted), `record` and `parts` say
+//! so with `None`, and the caller rebuilds the upload's entry from storage. Recording is
+//! idempotent per part number, so a part reported five times counts once (a plain INCR
+//! counter double-counts retries and completes too early). The completion claim lets one
+//! caller at a time compose an upload; SQL's state change backs it up.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub mod error;
+pub mod memory;
+pub mod redis;
+
+pub use error::TrackerError;
+
+/// A part as reported by a client after its PUT succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    pub number: u32,
+    pub etag: String,
+    /// Base64 SHA-1 of the part.
+    pub sha1: String,
+}
+
+#[async_trait]
+pub trait Tracker: Send + Sync + 'static {
+    async fn ping(&self) -> Result<(), TrackerError>;
+    /// Starts tracking an upload with no parts; its entry expires after `ttl` of silence.
+    async fn open(&self, upload: &str, ttl: Duration) -> Result<(), TrackerError>;
+    /// Records a part (the latest report of a number wins) and answers how many distinct
+    /// parts are recorded, or `None` when the tracker no longer knows the upload.
+    async fn record(&self, upload: &str, part: &PartRecord, ttl: Duration) -> Result<Option<u32>, TrackerError>;
+    /// Every recorded part by number, or `None` when the tracker no longer knows the upload.
+    async fn parts(&self, upload: &str) -> Result<Option<BTreeMap<u32, PartRecord>>, TrackerError>;
+    /// Replaces the upload's entry with `parts` (a rebuild from storage).
+    async fn rebuild(&self, upload: &str, parts: &[PartRecord], ttl: Duration) -> Result<(), TrackerError>;
+    /// Claims the right to complete the upload for `lease`: true for one holder at a time.
+    async fn claim_completion(&self, upload: &str, holder: &str, lease: Duration) -> Result<bool, TrackerError>;
+    /// Gives up a claim (only if `holder` still holds it).
+    async fn release_completion(&self, upload: &str, holder: &str) -> Result<(), TrackerError>;
+    /// Drops everything about the upload.
+    async fn forget(&self, upload: &str) -> Result<(), TrackerError>;
+}
+
+/// How a part record is kept as one string: `etag` and `sha1` cannot hold a newline.
+pub(crate) fn encode(part: &PartRecord) -> String {
+    format!("{}\n{}", part.etag, part.sha1)
+}
+
+pub(crate) fn decode(number: u32, value: &str) -> Option<PartRecord> {
+    let (etag, sha1) = value.split_once('\n')?;
+    Some(PartRecord { number, etag: etag.to_owned(), sha1: sha1.to_owned() })
+}

@@ -1,0 +1,83 @@
+//! What can go wrong with an upload, each with its stable code and status.
+
+use actix_web::http::StatusCode;
+use shardrop_engine::hashing::DigestError;
+
+use crate::error::ApiError;
+use crate::storage::StorageError;
+use crate::tracker::TrackerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("no upload with that id")]
+    NotFound,
+    #[error("the file is {size} bytes; this server accepts at most {max}")]
+    FileTooLarge { size: u64, max: u64 },
+    #[error("name: {0}")]
+    InvalidName(&'static str),
+    #[error("content_type must be a MIME type such as application/octet-stream (at most 255 characters)")]
+    InvalidContentType,
+    #[error("sha1: {0}")]
+    InvalidSha1(#[from] DigestError),
+    #[error("part number {number} is outside this upload's parts 1..={part_count}")]
+    InvalidPartNumber { number: u32, part_count: u32 },
+    #[error("part {number} must be {expected} bytes, not {got}")]
+    InvalidPartSize { number: u32, expected: u64, got: u64 },
+    #[error("etag must be the ETag header the storage answered (1 to 256 visible ASCII characters)")]
+    InvalidEtag,
+    #[error("sign between 1 and {max} parts in one request")]
+    InvalidBatch { max: usize },
+    #[error("the upload is already complete")]
+    AlreadyComplete,
+    #[error("the upload is being completed; ask again shortly")]
+    Completing,
+    #[error("the storage does not hold every part yet; missing: {}", summarize(.0))]
+    PartsMissing(Vec<u32>),
+    #[error("a different SHA-1 was already given for this upload")]
+    Sha1Conflict,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Tracker(#[from] TrackerError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn summarize(numbers: &[u32]) -> String {
+    const SHOWN: usize = 20;
+    let mut s = numbers.iter().take(SHOWN).map(u32::to_string).collect::<Vec<_>>().join(", ");
+    if numbers.len() > SHOWN {
+        s.push_str(&format!(" and {} more", numbers.len() - SHOWN));
+    }
+    s
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            UploadError::NotFound => (S::NOT_FOUND, "upload-not-found"),
+            UploadError::FileTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "file-too-large"),
+            UploadError::InvalidName(_) => (S::UNPROCESSABLE_ENTITY, "invalid-name"),
+            UploadError::InvalidContentType => (S::UNPROCESSABLE_ENTITY, "invalid-content-type"),
+            UploadError::InvalidSha1(_) => (S::UNPROCESSABLE_ENTITY, "invalid-sha1"),
+            UploadError::InvalidPartNumber { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-part-number"),
+            UploadError::InvalidPartSize { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-part-size"),
+            UploadError::InvalidEtag => (S::UNPROCESSABLE_ENTITY, "invalid-etag"),
+            UploadError::InvalidBatch { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-batch"),
+            UploadError::AlreadyComplete => (S::CONFLICT, "upload-complete"),
+            UploadError::Completing => (S::CONFLICT, "upload-completing"),
+            UploadError::PartsMissing(_) => (S::CONFLICT, "parts-missing"),
+            UploadError::Sha1Conflict => (S::CONFLICT, "sha1-conflict"),
+            UploadError::Storage(_) | UploadError::Tracker(_) | UploadError::Db(_) => {
+                return match e {
+                    UploadError::Storage(e) => e.into(),
+                    UploadError::Tracker(e) => e.into(),
+                    UploadError::Db(e) => e.into(),
+                    _ => ApiError::internal("unreachable", &"upload error"),
+                }
+            }
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

@@ -1,0 +1,155 @@
+//! Uploads: from "I have a file" to a stored, composed object.
+//!
+//! The backend plans the parts, starts the storage's multipart upload, signs part URLs in
+//! batches, counts reported parts in the tracker, and composes the object exactly once when
+//! the set is whole, after checking it against `ListParts` (storage is the source of
+//! truth). It never carries file bytes. Any replica may serve any step: all shared state
+//! is in SQL, the tracker, and storage.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::files::FileView;
+
+pub mod error;
+pub mod reaper;
+pub mod repo;
+pub mod routes;
+pub mod service;
+mod validate;
+
+pub use error::UploadError;
+
+/// `POST /api/v1/uploads`
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUpload {
+    /// The file's name (a relative path for files from a dropped folder).
+    #[schema(example = "holiday.mp4")]
+    pub name: String,
+    /// Exact size in bytes.
+    #[schema(example = 1073741824)]
+    pub size: u64,
+    /// MIME type; `application/octet-stream` when absent.
+    pub content_type: Option<String>,
+    /// Hex SHA-1 of the whole file, when the client already knows it.
+    pub sha1: Option<String>,
+    /// The file's modification time (ms since the epoch): with name and size it lets a
+    /// client that lost its state resume the upload it started.
+    pub last_modified: Option<i64>,
+}
+
+/// Where an upload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    /// Parts are being sent.
+    Uploading,
+    /// Every part is in; a replica is composing the object.
+    Completing,
+    /// Composed; `file` is set.
+    Complete,
+    /// The content was already stored; nothing more needs sending; `file` is set.
+    Instant,
+}
+
+/// An upload and its done parts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UploadView {
+    #[schema(example = "up_0c7f4b3a9d2e4f61b5a8c3d2e1f0a9b8")]
+    pub upload_id: String,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Every part but the last has exactly this many bytes.
+    pub part_size: u64,
+    /// 1 means a single PUT of the whole file.
+    pub part_count: u32,
+    /// Numbers of the parts already stored, ascending.
+    pub parts_done: Vec<u32>,
+    pub state: UploadState,
+    /// The whole-file SHA-1 given so far, if any.
+    pub sha1: Option<String>,
+    /// When the upload is aborted if nothing more happens.
+    pub expires_at: DateTime<Utc>,
+    /// Set once `state` is `complete` or `instant`.
+    pub file: Option<FileView>,
+}
+
+/// `200` answer of `POST /api/v1/uploads` when the content is already stored.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InstantView {
+    /// Always `instant`.
+    pub state: UploadState,
+    pub file: FileView,
+}
+
+/// `POST /api/v1/uploads/{upload_id}/parts/sign`
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    pub parts: Vec<SignPart>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignPart {
+    pub number: u32,
+    /// Base64 of the part's raw 20-byte SHA-1 (what S3's `x-amz-checksum-sha1` carries).
+    #[schema(example = "2jmj7l5rSw0yVb/vlWAYkK/YBwk=")]
+    pub sha1: String,
+    /// The part's length; must be what the plan gives for that number.
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignResponse {
+    pub parts: Vec<SignedPart>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedPart {
+    pub number: u32,
+    pub url: String,
+    /// `PUT`.
+    pub method: String,
+    /// Send each exactly as given; the browser adds `content-length` and `host` itself.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `PUT /api/v1/uploads/{upload_id}/parts/{number}`
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportPart {
+    /// The `ETag` header of the part PUT's answer, as given.
+    pub etag: String,
+    /// Base64 SHA-1 of the part, as signed.
+    pub sha1: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportAnswer {
+    /// How many distinct parts are stored so far (the list is in `GET /uploads/{id}`).
+    pub parts_done: u32,
+    pub part_count: u32,
+    pub state: UploadState,
+    /// Set when this report completed the upload.
+    pub file: Option<FileView>,
+}
+
+/// `POST /api/v1/uploads/{upload_id}/complete`
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// Hex SHA-1 of the whole file (recommended: the server verifies it from the stored bytes).
+    pub sha1: Option<String>,
+}
+
+/// `PATCH /api/v1/uploads/{upload_id}`
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUpload {
+    /// Hex SHA-1 of the whole file, once the client has it.
+    pub sha1: String,
+}

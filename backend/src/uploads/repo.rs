@@ -1,0 +1,185 @@
+//! SQL for uploads. Every state change is a conditional UPDATE, so when replicas race,
+//! exactly one of them sees its change applied (`rows_affected() == 1`).
+
+use sqlx::FromRow;
+
+use crate::db::Db;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UploadRow {
+    pub id: String,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+    pub last_modified: Option<i64>,
+    pub sha1: Option<String>,
+    pub part_size: i64,
+    pub part_count: i64,
+    pub storage_key: String,
+    pub storage_upload_id: Option<String>,
+    pub state: String,
+    pub file_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub const UPLOADING: &str = "uploading";
+pub const COMPLETING: &str = "completing";
+pub const COMPLETE: &str = "complete";
+pub const INSTANT: &str = "instant";
+pub const ABORTING: &str = "aborting";
+
+const COLUMNS: &str = "id, name, size, content_type, last_modified, sha1, part_size, part_count, storage_key, \
+                       storage_upload_id, state, file_id, created_at, updated_at";
+
+pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO uploads ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ))
+    .bind(&u.id)
+    .bind(&u.name)
+    .bind(u.size)
+    .bind(&u.content_type)
+    .bind(u.last_modified)
+    .bind(&u.sha1)
+    .bind(u.part_size)
+    .bind(u.part_count)
+    .bind(&u.storage_key)
+    .bind(&u.storage_upload_id)
+    .bind(&u.state)
+    .bind(&u.file_id)
+    .bind(u.created_at)
+    .bind(u.updated_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<UploadRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM uploads WHERE id = $1")).bind(id).fetch_optional(db).await
+}
+
+/// The newest open upload of the same file (name, size and modification time), still alive.
+pub async fn find_resumable(
+    db: &Db,
+    name: &str,
+    size: i64,
+    last_modified: i64,
+    alive_since: i64,
+) -> Result<Option<UploadRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM uploads WHERE state = 'uploading' AND name = $1 AND size = $2 AND last_modified = $3 \
+         AND updated_at >= $4 ORDER BY created_at DESC LIMIT 1"
+    ))
+    .bind(name)
+    .bind(size)
+    .bind(last_modified)
+    .bind(alive_since)
+    .fetch_optional(db)
+    .await
+}
+
+/// Marks activity, so the reaper leaves the upload alone.
+pub async fn touch(db: &Db, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE uploads SET updated_at = $2 WHERE id = $1 AND state = 'uploading'")
+        .bind(id)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records the whole-file SHA-1 unless a different one is already recorded.
+pub async fn set_sha1(db: &Db, id: &str, sha1: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE uploads SET sha1 = $2 WHERE id = $1 AND (sha1 IS NULL OR sha1 = $2)")
+        .bind(id)
+        .bind(sha1)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Moves the upload from `from` to `to`; also takes over an upload stuck in `to` since
+/// before `stale_before` (its holder died). True for exactly one racing caller.
+pub async fn transition(
+    db: &Db,
+    id: &str,
+    from: &str,
+    to: &str,
+    now: i64,
+    stale_before: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE uploads SET state = $3, updated_at = $4 WHERE id = $1 AND (state = $2 OR (state = $3 AND updated_at < $5))",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .bind(now)
+    .bind(stale_before)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Moves the upload out of `from` into `to`, only if nobody changed it since `seen_at`.
+pub async fn transition_if_unchanged(
+    db: &Db,
+    id: &str,
+    from: &str,
+    seen_at: i64,
+    to: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r =
+        sqlx::query("UPDATE uploads SET state = $4, updated_at = $5 WHERE id = $1 AND state = $2 AND updated_at = $3")
+            .bind(id)
+            .bind(from)
+            .bind(seen_at)
+            .bind(to)
+            .bind(now)
+            .execute(db)
+            .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn finish(db: &Db, id: &str, state: &str, file_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE uploads SET state = $2, file_id = $3, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(state)
+        .bind(file_id)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Points the upload at a fresh multipart upload (the storage forgot the old one).
+pub async fn restart(db: &Db, id: &str, storage_upload_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE uploads SET storage_upload_id = $2, state = 'uploading', updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(storage_upload_id)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(db).await?;
+    Ok(())
+}
+
+/// Uploads the reaper should look at: idle past the TTL, stuck while aborting, or
+/// finished records past their keep time.
+pub async fn idle(db: &Db, idle_before: i64, aborting_before: i64, limit: i64) -> Result<Vec<UploadRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM uploads WHERE (state <> 'aborting' AND updated_at < $1) \
+         OR (state = 'aborting' AND updated_at < $2) ORDER BY updated_at LIMIT $3"
+    ))
+    .bind(idle_before)
+    .bind(aborting_before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}

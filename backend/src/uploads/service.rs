@@ -1,0 +1,557 @@
+//! The upload flows. Each function is one API call; the handlers in `routes` only parse and
+//! answer. Order of writes is chosen so a crash between two steps leaves nothing that the
+//! next request or the reaper cannot finish: storage first, then SQL, then the tracker
+//! (which can always be rebuilt from storage).
+
+use std::time::Duration;
+
+use shardrop_engine::{Plan, Sha1B64, Sha1Hex};
+
+use super::repo::{self, UploadRow, ABORTING, COMPLETE, COMPLETING, INSTANT, UPLOADING};
+use super::{validate, CreateUpload, ReportAnswer, SignPart, SignedPart, UploadError, UploadState, UploadView};
+use crate::app::AppState;
+use crate::db::now_ms;
+use crate::files::{self, FileRow, FileView};
+use crate::storage::{PartTarget, StorageError, StoredPart};
+use crate::tracker::PartRecord;
+
+/// How long one replica may hold an upload's completion before another may take it over.
+const COMPLETION_LEASE: Duration = Duration::from_secs(120);
+/// Activity is written to SQL at most this often per upload (each write keeps the reaper off).
+const TOUCH_EVERY_MS: i64 = 30_000;
+
+/// What `POST /uploads` answers.
+pub enum Created {
+    /// A new upload (201).
+    New(UploadView),
+    /// An open upload of the same file, to resume (200).
+    Resumed(UploadView),
+    /// The content is already stored (200).
+    Instant(FileView),
+}
+
+/// What an attempt to compose the object ended in.
+pub enum Finish {
+    Complete(FileRow),
+    /// Another replica holds the completion.
+    Completing,
+    /// The storage lacks these parts (or forgot the whole upload, which restarts it).
+    Missing(Vec<u32>),
+}
+
+fn plan_of(u: &UploadRow) -> Plan {
+    Plan {
+        size: u64::try_from(u.size).unwrap_or(0),
+        part_size: u64::try_from(u.part_size).unwrap_or(0),
+        part_count: u32::try_from(u.part_count).unwrap_or(0),
+    }
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn load(state: &AppState, id: &str) -> Result<UploadRow, UploadError> {
+    match repo::get(&state.db, id).await? {
+        Some(u) if u.state != ABORTING => Ok(u),
+        _ => Err(UploadError::NotFound),
+    }
+}
+
+pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, UploadError> {
+    validate::name(&req.name)?;
+    let content_type = validate::content_type(req.content_type.as_deref())?;
+    let sha1 = req.sha1.as_deref().map(Sha1Hex::parse).transpose()?;
+    let max = state.settings.uploads.max_file_size;
+    if req.size > max {
+        return Err(UploadError::FileTooLarge { size: req.size, max });
+    }
+    let size = i64::try_from(req.size).map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
+    if let Some(sha1) = &sha1 {
+        if let Some(file) = files::repo::find_verified(&state.db, sha1.as_str(), size).await? {
+            state.metrics.uploads_instant.inc();
+            return Ok(Created::Instant(FileView::from(&file)));
+        }
+    }
+    let now = now_ms();
+    if let Some(last_modified) = req.last_modified {
+        let alive_since = now - state.ttl_ms();
+        if let Some(u) = repo::find_resumable(&state.db, &req.name, size, last_modified, alive_since).await? {
+            // Same name, size and time but another claimed content: not the same file.
+            let same = match &sha1 {
+                Some(sha1) => repo::set_sha1(&state.db, &u.id, sha1.as_str()).await?,
+                None => true,
+            };
+            if same {
+                return Ok(Created::Resumed(view(state, u).await?));
+            }
+        }
+    }
+    let plan = Plan::new(req.size, state.settings.uploads.part_size)
+        .map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
+    let id = new_id("up");
+    let key = format!("objects/{id}");
+    let storage_upload_id = match plan.is_single() {
+        true => None,
+        false => Some(state.store.create_multipart(&key, &content_type).await?),
+    };
+    let row = UploadRow {
+        id: id.clone(),
+        name: req.name,
+        size,
+        content_type,
+        last_modified: req.last_modified,
+        sha1: sha1.map(|s| s.as_str().to_owned()),
+        part_size: i64::try_from(plan.part_size).unwrap_or(i64::MAX),
+        part_count: i64::from(plan.part_count),
+        storage_key: key,
+        storage_upload_id,
+        state: UPLOADING.into(),
+        file_id: None,
+        created_at: now,
+        updated_at: now,
+    };
+    if let Err(e) = repo::insert(&state.db, &row).await {
+        // Leave nothing behind in storage for a row that was never written.
+        if let Some(sid) = &row.storage_upload_id {
+            let _ = state.store.abort(&row.storage_key, sid).await;
+        }
+        return Err(e.into());
+    }
+    // A tracker that is down now is rebuilt from storage later; the upload stands.
+    if let Err(e) = state.tracker.open(&id, state.ttl()).await {
+        tracing::warn!(upload = %id, error = %e, "tracker open failed; it will be rebuilt from storage");
+    }
+    state.metrics.uploads_started.inc();
+    Ok(Created::New(view_with_parts(state, &row, Vec::new()).await?))
+}
+
+pub async fn sign(state: &AppState, id: &str, parts: &[SignPart]) -> Result<Vec<SignedPart>, UploadError> {
+    let max = state.settings.uploads.max_sign_batch;
+    if parts.is_empty() || parts.len() > max {
+        return Err(UploadError::InvalidBatch { max });
+    }
+    let u = load(state, id).await?;
+    if u.state != UPLOADING {
+        return Err(UploadError::AlreadyComplete);
+    }
+    let plan = plan_of(&u);
+    let checked = parts
+        .iter()
+        .map(|p| {
+            let expected = plan
+                .part_len(p.number)
+                .ok_or(UploadError::InvalidPartNumber { number: p.number, part_count: plan.part_count })?;
+            if expected != p.size {
+                return Err(UploadError::InvalidPartSize { number: p.number, expected, got: p.size });
+            }
+            Ok((p.number, p.size, Sha1B64::parse(&p.sha1)?))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ttl = Duration::from_secs(state.settings.uploads.sign_ttl_secs);
+    let mut signed = Vec::with_capacity(checked.len());
+    for (number, size, sha1) in &checked {
+        let target = PartTarget {
+            key: &u.storage_key,
+            upload: u.storage_upload_id.as_deref(),
+            number: *number,
+            size: *size,
+            sha1,
+            content_type: &u.content_type,
+        };
+        let r = state.store.sign_part(target, ttl).await?;
+        signed.push(SignedPart {
+            number: *number,
+            url: r.url,
+            method: r.method,
+            headers: r.headers,
+            expires_at: r.expires_at,
+        });
+    }
+    state.metrics.parts_signed.inc_by(signed.len() as u64);
+    touch(state, &u).await?;
+    Ok(signed)
+}
+
+pub async fn report(
+    state: &AppState,
+    id: &str,
+    number: u32,
+    etag: &str,
+    sha1: &str,
+) -> Result<ReportAnswer, UploadError> {
+    validate::etag(etag)?;
+    let sha1 = Sha1B64::parse(sha1)?;
+    let u = load(state, id).await?;
+    let plan = plan_of(&u);
+    if plan.part_range(number).is_none() {
+        return Err(UploadError::InvalidPartNumber { number, part_count: plan.part_count });
+    }
+    match u.state.as_str() {
+        COMPLETE | INSTANT => return answer_finished(state, &u).await,
+        COMPLETING => {
+            return Ok(ReportAnswer {
+                parts_done: plan.part_count,
+                part_count: plan.part_count,
+                state: UploadState::Completing,
+                file: None,
+            })
+        }
+        _ => {}
+    }
+    let record = PartRecord { number, etag: etag.to_owned(), sha1: sha1.as_str().to_owned() };
+    let done = match state.tracker.record(id, &record, state.ttl()).await? {
+        Some(n) => n,
+        None => {
+            // The tracker lost this upload: storage knows which parts exist.
+            rebuild_from_storage(state, &u).await?;
+            state.tracker.record(id, &record, state.ttl()).await?.unwrap_or(0)
+        }
+    };
+    state.metrics.parts_reported.inc();
+    touch(state, &u).await?;
+    if done < plan.part_count {
+        return Ok(ReportAnswer {
+            parts_done: done,
+            part_count: plan.part_count,
+            state: UploadState::Uploading,
+            file: None,
+        });
+    }
+    match finish(state, &u).await? {
+        Finish::Complete(file) => Ok(ReportAnswer {
+            parts_done: plan.part_count,
+            part_count: plan.part_count,
+            state: UploadState::Complete,
+            file: Some(FileView::from(&file)),
+        }),
+        Finish::Completing => Ok(ReportAnswer {
+            parts_done: done,
+            part_count: plan.part_count,
+            state: UploadState::Completing,
+            file: None,
+        }),
+        Finish::Missing(missing) => Ok(ReportAnswer {
+            parts_done: plan.part_count.saturating_sub(u32::try_from(missing.len()).unwrap_or(u32::MAX)),
+            part_count: plan.part_count,
+            state: UploadState::Uploading,
+            file: None,
+        }),
+    }
+}
+
+/// Explicit, idempotent completion.
+pub async fn complete(state: &AppState, id: &str, sha1: Option<&str>) -> Result<UploadView, UploadError> {
+    let sha1 = sha1.map(Sha1Hex::parse).transpose()?;
+    let u = load(state, id).await?;
+    if let Some(sha1) = &sha1 {
+        record_claim(state, &u, sha1).await?;
+    }
+    if u.state == UPLOADING || u.state == COMPLETING {
+        match finish(state, &u).await? {
+            Finish::Complete(_) => {}
+            Finish::Completing => return Err(UploadError::Completing),
+            Finish::Missing(missing) => return Err(UploadError::PartsMissing(missing)),
+        }
+    }
+    view(state, load(state, id).await?).await
+}
+
+/// Records a whole-file SHA-1 claim on the upload and, if its file already exists, on the
+/// file: a claim that contradicts an earlier one (or the verified content) is a conflict.
+async fn record_claim(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) -> Result<(), UploadError> {
+    if !repo::set_sha1(&state.db, &u.id, sha1.as_str()).await? {
+        return Err(UploadError::Sha1Conflict);
+    }
+    if u.state == COMPLETE {
+        let file = finished_file(state, u).await?;
+        if !files::repo::set_claim(&state.db, &file.id, sha1.as_str()).await? {
+            return Err(UploadError::Sha1Conflict);
+        }
+    }
+    Ok(())
+}
+
+/// Records the whole-file SHA-1; if that content is already stored, the upload ends as
+/// `instant` and its parts are dropped.
+pub async fn set_sha1(state: &AppState, id: &str, sha1: &str) -> Result<UploadView, UploadError> {
+    let sha1 = Sha1Hex::parse(sha1)?;
+    let u = load(state, id).await?;
+    record_claim(state, &u, &sha1).await?;
+    if u.state == UPLOADING {
+        if let Some(file) = files::repo::find_verified(&state.db, sha1.as_str(), u.size).await? {
+            let now = now_ms();
+            if repo::transition_if_unchanged(&state.db, id, UPLOADING, u.updated_at, ABORTING, now).await? {
+                drop_parts(state, &u).await?;
+                repo::finish(&state.db, id, INSTANT, &file.id, now).await?;
+                state.metrics.uploads_instant.inc();
+            }
+        }
+    }
+    view(state, load(state, id).await?).await
+}
+
+pub async fn status(state: &AppState, id: &str) -> Result<UploadView, UploadError> {
+    let u = load(state, id).await?;
+    if u.state == COMPLETING && u.updated_at < now_ms() - lease_ms() {
+        // Its completer died: take the completion over.
+        let _ = finish(state, &u).await?;
+        return view(state, load(state, id).await?).await;
+    }
+    view(state, u).await
+}
+
+pub async fn abort(state: &AppState, id: &str) -> Result<(), UploadError> {
+    // A report landing between the read and the claim changes `updated_at`: look again.
+    for _ in 0..5 {
+        let u = load(state, id).await?;
+        match u.state.as_str() {
+            COMPLETE | INSTANT => return Err(UploadError::AlreadyComplete),
+            COMPLETING if u.updated_at >= now_ms() - lease_ms() => return Err(UploadError::Completing),
+            _ => {}
+        }
+        if repo::transition_if_unchanged(&state.db, id, &u.state, u.updated_at, ABORTING, now_ms()).await? {
+            return abort_claimed(state, &u, "client").await;
+        }
+    }
+    Err(UploadError::Completing)
+}
+
+/// Drops an upload this caller has moved to `aborting`: storage, tracker, then SQL.
+pub async fn abort_claimed(state: &AppState, u: &UploadRow, reason: &str) -> Result<(), UploadError> {
+    drop_parts(state, u).await?;
+    repo::delete(&state.db, &u.id).await?;
+    state.metrics.uploads_aborted.with_label_values(&[reason]).inc();
+    Ok(())
+}
+
+async fn drop_parts(state: &AppState, u: &UploadRow) -> Result<(), UploadError> {
+    match &u.storage_upload_id {
+        Some(sid) => state.store.abort(&u.storage_key, sid).await?,
+        None => state.store.delete(&u.storage_key).await?,
+    }
+    if let Err(e) = state.tracker.forget(&u.id).await {
+        tracing::warn!(upload = %u.id, error = %e, "tracker forget failed; its keys expire on their own");
+    }
+    Ok(())
+}
+
+/// Composes the object if this caller wins the claim; exactly one caller does.
+pub async fn finish(state: &AppState, u: &UploadRow) -> Result<Finish, UploadError> {
+    let holder = format!("{}:{}", state.replica, uuid::Uuid::new_v4().simple());
+    if !state.tracker.claim_completion(&u.id, &holder, COMPLETION_LEASE).await? {
+        return Ok(Finish::Completing);
+    }
+    let result = finish_claimed(state, u).await;
+    if !matches!(result, Ok(Finish::Complete(_))) {
+        let _ = state.tracker.release_completion(&u.id, &holder).await;
+    }
+    result
+}
+
+async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, UploadError> {
+    let now = now_ms();
+    // The tracker's claim keeps racing replicas apart; SQL decides for good (the tracker
+    // may have been flushed between two claims).
+    if !repo::transition(&state.db, &u.id, UPLOADING, COMPLETING, now, now - lease_ms()).await? {
+        let current = load(state, &u.id).await?;
+        if current.state == COMPLETE || current.state == INSTANT {
+            let file = finished_file(state, &current).await?;
+            return Ok(Finish::Complete(file));
+        }
+        return Ok(Finish::Completing);
+    }
+    let composed = compose(state, u).await;
+    if !matches!(composed, Ok(None)) {
+        repo::transition(&state.db, &u.id, COMPLETING, UPLOADING, now_ms(), i64::MIN).await?;
+        return composed.map(|m| Finish::Missing(m.unwrap_or_default()));
+    }
+    let file = FileRow {
+        id: new_id("fi"),
+        upload_id: Some(u.id.clone()),
+        name: u.name.clone(),
+        size: u.size,
+        content_type: u.content_type.clone(),
+        sha1: repo::get(&state.db, &u.id).await?.and_then(|r| r.sha1),
+        storage_key: u.storage_key.clone(),
+        status: files::repo::PENDING.into(),
+        created_at: now_ms(),
+        verified_at: None,
+    };
+    let file = files::repo::insert_once(&state.db, &file).await?;
+    repo::finish(&state.db, &u.id, COMPLETE, &file.id, now_ms()).await?;
+    if let Err(e) = state.tracker.forget(&u.id).await {
+        tracing::warn!(upload = %u.id, error = %e, "tracker forget failed; its keys expire on their own");
+    }
+    state.metrics.uploads_completed.inc();
+    state.metrics.bytes_completed.inc_by(u64::try_from(u.size).unwrap_or(0));
+    files::verify::spawn(state.db.clone(), state.store.clone(), file.clone());
+    Ok(Finish::Complete(file))
+}
+
+/// Checks the parts against storage and composes the object. `Ok(None)` when composed,
+/// `Ok(Some(missing))` when parts are missing.
+async fn compose(state: &AppState, u: &UploadRow) -> Result<Option<Vec<u32>>, UploadError> {
+    let plan = plan_of(u);
+    let Some(sid) = &u.storage_upload_id else {
+        // A single PUT: the object is there, with the planned size, or it is not.
+        if state.store.head(&u.storage_key).await? != Some(plan.size) {
+            return Ok(Some(vec![1]));
+        }
+        state.metrics.compositions.inc();
+        return Ok(None);
+    };
+    let stored = match state.store.list_parts(&u.storage_key, sid).await {
+        Ok(parts) => parts,
+        Err(StorageError::NoSuchUpload) => return after_lost_upload(state, u).await,
+        Err(e) => return Err(e.into()),
+    };
+    let tracked = state.tracker.parts(&u.id).await.ok().flatten().unwrap_or_default();
+    let mut parts = Vec::with_capacity(stored.len());
+    let mut missing = Vec::new();
+    let mut stored = stored.into_iter().peekable();
+    for number in 1..=plan.part_count {
+        while stored.peek().is_some_and(|p| p.number < number) {
+            stored.next();
+        }
+        match stored.peek() {
+            Some(p) if p.number == number && Some(p.size) == plan.part_len(number) => {
+                let mut part = p.clone();
+                if part.sha1.is_none() {
+                    part.sha1 = tracked.get(&number).map(|t| t.sha1.clone());
+                }
+                parts.push(part);
+            }
+            _ => missing.push(number),
+        }
+    }
+    if !missing.is_empty() {
+        return Ok(Some(missing));
+    }
+    match state.store.complete(&u.storage_key, sid, &parts).await {
+        Ok(()) => {
+            state.metrics.compositions.inc();
+            Ok(None)
+        }
+        Err(StorageError::NoSuchUpload) => after_lost_upload(state, u).await,
+        Err(StorageError::InvalidPart(msg)) => {
+            tracing::warn!(upload = %u.id, %msg, "storage refused the part list");
+            Ok(Some(Vec::new()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The storage no longer knows the multipart upload. Either a replica composed it and died
+/// before writing the file row (the object exists), or the storage purged it (MinIO does
+/// after 24 h): then start a fresh multipart upload under the same id, with no parts.
+async fn after_lost_upload(state: &AppState, u: &UploadRow) -> Result<Option<Vec<u32>>, UploadError> {
+    let plan = plan_of(u);
+    if state.store.head(&u.storage_key).await? == Some(plan.size) {
+        return Ok(None);
+    }
+    restart(state, u).await?;
+    Ok(Some((1..=plan.part_count).collect()))
+}
+
+async fn restart(state: &AppState, u: &UploadRow) -> Result<(), UploadError> {
+    tracing::warn!(upload = %u.id, "the storage forgot this multipart upload; starting it again");
+    let sid = state.store.create_multipart(&u.storage_key, &u.content_type).await?;
+    repo::restart(&state.db, &u.id, &sid, now_ms()).await?;
+    state.tracker.rebuild(&u.id, &[], state.ttl()).await?;
+    Ok(())
+}
+
+/// Refills the tracker from `ListParts`; answers the parts storage holds.
+async fn rebuild_from_storage(state: &AppState, u: &UploadRow) -> Result<Vec<u32>, UploadError> {
+    let plan = plan_of(u);
+    let stored: Vec<StoredPart> = match &u.storage_upload_id {
+        Some(sid) => match state.store.list_parts(&u.storage_key, sid).await {
+            Ok(parts) => parts,
+            Err(StorageError::NoSuchUpload) => {
+                restart(state, u).await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => match state.store.head(&u.storage_key).await? {
+            Some(size) if size == plan.size => vec![StoredPart { number: 1, etag: String::new(), size, sha1: None }],
+            _ => Vec::new(),
+        },
+    };
+    let records: Vec<PartRecord> = stored
+        .iter()
+        .filter(|p| plan.part_len(p.number) == Some(p.size))
+        .map(|p| PartRecord { number: p.number, etag: p.etag.clone(), sha1: p.sha1.clone().unwrap_or_default() })
+        .collect();
+    state.tracker.rebuild(&u.id, &records, state.ttl()).await?;
+    Ok(records.iter().map(|r| r.number).collect())
+}
+
+async fn touch(state: &AppState, u: &UploadRow) -> Result<(), UploadError> {
+    let now = now_ms();
+    if u.updated_at < now - TOUCH_EVERY_MS {
+        repo::touch(&state.db, &u.id, now).await?;
+    }
+    Ok(())
+}
+
+async fn finished_file(state: &AppState, u: &UploadRow) -> Result<FileRow, UploadError> {
+    let file = match &u.file_id {
+        Some(fid) => files::repo::get(&state.db, fid).await?,
+        None => files::repo::by_upload(&state.db, &u.id).await?,
+    };
+    // The upload says complete but its file is gone (deleted since): report that plainly.
+    file.ok_or(UploadError::NotFound)
+}
+
+async fn answer_finished(state: &AppState, u: &UploadRow) -> Result<ReportAnswer, UploadError> {
+    let plan = plan_of(u);
+    let file = finished_file(state, u).await?;
+    let st = if u.state == INSTANT { UploadState::Instant } else { UploadState::Complete };
+    Ok(ReportAnswer {
+        parts_done: plan.part_count,
+        part_count: plan.part_count,
+        state: st,
+        file: Some(FileView::from(&file)),
+    })
+}
+
+/// The upload as the API shows it, with its done parts from the tracker (or storage).
+async fn view(state: &AppState, u: UploadRow) -> Result<UploadView, UploadError> {
+    let parts = match u.state.as_str() {
+        UPLOADING | COMPLETING => match state.tracker.parts(&u.id).await? {
+            Some(parts) => parts.into_keys().collect(),
+            None => rebuild_from_storage(state, &u).await?,
+        },
+        _ => (1..=plan_of(&u).part_count).collect(),
+    };
+    view_with_parts(state, &u, parts).await
+}
+
+async fn view_with_parts(state: &AppState, u: &UploadRow, parts_done: Vec<u32>) -> Result<UploadView, UploadError> {
+    let plan = plan_of(u);
+    let (st, file) = match u.state.as_str() {
+        COMPLETE => (UploadState::Complete, Some(FileView::from(&finished_file(state, u).await?))),
+        INSTANT => (UploadState::Instant, Some(FileView::from(&finished_file(state, u).await?))),
+        COMPLETING => (UploadState::Completing, None),
+        _ => (UploadState::Uploading, None),
+    };
+    Ok(UploadView {
+        upload_id: u.id.clone(),
+        name: u.name.clone(),
+        size: plan.size,
+        content_type: u.content_type.clone(),
+        part_size: plan.part_size,
+        part_count: plan.part_count,
+        parts_done,
+        state: st,
+        sha1: u.sha1.clone(),
+        expires_at: crate::db::to_time(u.updated_at + state.ttl_ms()),
+        file,
+    })
+}
+
+fn lease_ms() -> i64 {
+    i64::try_from(COMPLETION_LEASE.as_millis()).unwrap_or(i64::MAX)
+}

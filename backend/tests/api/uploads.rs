@@ -1,0 +1,246 @@
+//! The upload life cycle, on both backends.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+on_both_backends!(
+    multipart_round_trip,
+    single_put_and_empty_file,
+    corrupted_part_is_refused,
+    part_reported_five_times_counts_once,
+    resume_by_name_size_and_mtime,
+    instant_upload_of_verified_content,
+    wrong_claimed_sha1_never_becomes_a_dedup_target,
+    abort_removes_the_upload_everywhere,
+    files_list_get_delete,
+    reaper_aborts_idle_uploads,
+);
+
+fn three_parts(seed: u64) -> Vec<Vec<u8>> {
+    vec![part_bytes(seed, PART as usize), part_bytes(seed + 1, PART as usize), part_bytes(seed + 2, MIB as usize + 3)]
+}
+
+async fn multipart_round_trip(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let parts = three_parts(1);
+    let whole: Vec<u8> = parts.concat();
+    let (id, last) = app.upload("three.bin", &parts).await;
+    assert_eq!(last["state"], "complete", "{last}");
+    assert_eq!(last["parts_done"], 3);
+    let file_id = last["file"]["file_id"].as_str().unwrap().to_owned();
+
+    let (status, v) = app.get(&format!("/uploads/{id}")).await;
+    assert_eq!((status, &v["state"], &v["parts_done"]), (200, &json!("complete"), &json!([1, 2, 3])));
+
+    let (status, body) = app.download(&file_id, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(sha1_hex(&body), sha1_hex(&whole));
+    // A range across the first part boundary.
+    let (start, end) = (PART as usize - 10, PART as usize + 9);
+    let (status, body) = app.download(&file_id, Some(&format!("bytes={start}-{end}"))).await;
+    assert_eq!(status, 206);
+    assert_eq!(body, &whole[start..=end]);
+
+    // No SHA-1 was claimed: the verifier names the content from the stored bytes.
+    assert_eq!(app.wait_verified(&file_id).await, "verified");
+    let (_, f) = app.get(&format!("/files/{file_id}")).await;
+    assert_eq!(f["sha1"], sha1_hex(&whole));
+    assert_eq!(f["size"], whole.len());
+    assert_eq!(app.metric("shardrop_compositions_total").await, 1);
+}
+
+async fn single_put_and_empty_file(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for len in [1024usize, 0] {
+        let bytes = part_bytes(7, len);
+        let created = app.create("small.txt", len as u64).await;
+        assert_eq!(created["part_count"], 1);
+        let id = created["upload_id"].as_str().unwrap();
+        let sha = sha1_b64(&bytes);
+        let (status, etag) = app.put_part(id, 1, &bytes, &sha).await;
+        assert_eq!(status, 200);
+        let (status, v) = app.report(id, 1, &etag, &sha).await;
+        assert_eq!((status, &v["state"]), (200, &json!("complete")), "{v}");
+        let (status, body) = app.download(v["file"]["file_id"].as_str().unwrap(), None).await;
+        assert_eq!((status, body), (200, bytes));
+    }
+}
+
+async fn corrupted_part_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let parts = three_parts(2);
+    let created = app.create("corrupt.bin", parts.iter().map(|p| p.len() as u64).sum()).await;
+    let id = created["upload_id"].as_str().unwrap();
+    // Signed for the real bytes, sent with one byte flipped.
+    let mut bad = parts[0].clone();
+    bad[12345] ^= 0x40;
+    let (status, _) = app.put_part(id, 1, &bad, &sha1_b64(&parts[0])).await;
+    assert_eq!(status, 400, "the storage must refuse bytes that do not match the signed SHA-1");
+    // Nothing was stored, so completion names every part as missing.
+    let (status, v) = app.get(&format!("/uploads/{id}")).await;
+    assert_eq!((status, &v["parts_done"]), (200, &json!([])));
+    let (status, v) = app.post(&format!("/uploads/{id}/complete"), json!({})).await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("parts-missing")), "{v}");
+    // A false report does not complete anything either.
+    for n in 1..=3 {
+        app.report(id, n, "\"forged\"", &sha1_b64(&parts[n as usize - 1])).await;
+    }
+    let (_, v) = app.get(&format!("/uploads/{id}")).await;
+    assert_eq!(v["state"], "uploading", "{v}");
+    assert_eq!(app.metric("shardrop_compositions_total").await, 0);
+}
+
+async fn part_reported_five_times_counts_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let parts = three_parts(3);
+    let created = app.create("five.bin", parts.iter().map(|p| p.len() as u64).sum()).await;
+    let id = created["upload_id"].as_str().unwrap();
+    let sha = sha1_b64(&parts[0]);
+    let (_, etag) = app.put_part(id, 1, &parts[0], &sha).await;
+    for _ in 0..5 {
+        let (status, v) = app.report(id, 1, &etag, &sha).await;
+        assert_eq!((status, &v["parts_done"], &v["state"]), (200, &json!(1), &json!("uploading")), "{v}");
+    }
+    for n in [2u32, 3] {
+        let bytes = &parts[n as usize - 1];
+        let sha = sha1_b64(bytes);
+        let (_, etag) = app.put_part(id, n, bytes, &sha).await;
+        let (_, v) = app.report(id, n, &etag, &sha).await;
+        assert_eq!(v["parts_done"], n);
+        assert_eq!(v["state"], if n == 3 { "complete" } else { "uploading" });
+    }
+}
+
+async fn resume_by_name_size_and_mtime(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let parts = three_parts(4);
+    let size: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let req = json!({"name": "resume.bin", "size": size, "last_modified": 1_700_000_000_000i64});
+    let (status, first) = app.post("/uploads", req.clone()).await;
+    assert_eq!(status, 201);
+    let id = first["upload_id"].as_str().unwrap();
+    let sha = sha1_b64(&parts[1]);
+    let (_, etag) = app.put_part(id, 2, &parts[1], &sha).await;
+    app.report(id, 2, &etag, &sha).await;
+    let (status, again) = app.post("/uploads", req).await;
+    assert_eq!((status, &again["upload_id"], &again["parts_done"]), (200, &first["upload_id"], &json!([2])));
+    // Another modification time is another file.
+    let (status, other) = app.post("/uploads", json!({"name": "resume.bin", "size": size, "last_modified": 1})).await;
+    assert_eq!(status, 201);
+    assert_ne!(other["upload_id"], first["upload_id"]);
+}
+
+async fn instant_upload_of_verified_content(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let parts = three_parts(5);
+    let whole = parts.concat();
+    let sha = sha1_hex(&whole);
+    let (id, _) = app.upload("orig.bin", &parts).await;
+    let (status, v) = app.post(&format!("/uploads/{id}/complete"), json!({"sha1": sha})).await;
+    assert_eq!(status, 200, "{v}");
+    let file_id = v["file"]["file_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.wait_verified(&file_id).await, "verified");
+
+    // Known content and size: answered at once, nothing to send.
+    let (status, v) = app.post("/uploads", json!({"name": "copy.bin", "size": whole.len(), "sha1": sha})).await;
+    assert_eq!((status, &v["state"], &v["file"]["file_id"]), (200, &json!("instant"), &json!(file_id)), "{v}");
+    // The same hash with another size is not that content.
+    let (status, _) = app.post("/uploads", json!({"name": "x", "size": 3, "sha1": sha})).await;
+    assert_eq!(status, 201);
+    // The hash learnt mid-upload: the upload ends as instant and its parts are dropped.
+    let created = app.create("late.bin", whole.len() as u64).await;
+    let late = created["upload_id"].as_str().unwrap();
+    let psha = sha1_b64(&parts[0]);
+    let (_, etag) = app.put_part(late, 1, &parts[0], &psha).await;
+    app.report(late, 1, &etag, &psha).await;
+    let (status, v) = app.call(reqwest::Method::PATCH, &format!("/uploads/{late}"), Some(json!({"sha1": sha}))).await;
+    assert_eq!((status, &v["state"], &v["file"]["file_id"]), (200, &json!("instant"), &json!(file_id)), "{v}");
+    assert_eq!(app.metric("shardrop_compositions_total").await, 1);
+}
+
+async fn wrong_claimed_sha1_never_becomes_a_dedup_target(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let parts = three_parts(6);
+    let lie = sha1_hex(b"some other content");
+    let (id, _) = app.upload("liar.bin", &parts).await;
+    let (status, v) = app.post(&format!("/uploads/{id}/complete"), json!({"sha1": lie})).await;
+    assert_eq!(status, 200, "{v}");
+    let file_id = v["file"]["file_id"].as_str().unwrap();
+    assert_eq!(app.wait_verified(file_id).await, "corrupt");
+    let size: usize = parts.iter().map(Vec::len).sum();
+    let (status, v) = app.post("/uploads", json!({"name": "y", "size": size, "sha1": lie})).await;
+    assert_eq!((status, &v["state"]), (201, &json!("uploading")), "{v}");
+}
+
+async fn abort_removes_the_upload_everywhere(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let parts = three_parts(7);
+    let created = app.create("abort.bin", parts.iter().map(|p| p.len() as u64).sum()).await;
+    let id = created["upload_id"].as_str().unwrap();
+    let sha = sha1_b64(&parts[0]);
+    let (_, etag) = app.put_part(id, 1, &parts[0], &sha).await;
+    app.report(id, 1, &etag, &sha).await;
+    let row = shardrop_backend::uploads::repo::get(&app.state.db, id).await.unwrap().unwrap();
+    let storage_upload = row.storage_upload_id.unwrap();
+    let (status, _) = app.call(reqwest::Method::DELETE, &format!("/uploads/{id}"), None).await;
+    assert_eq!(status, 204);
+    for (method, path) in [("GET", format!("/uploads/{id}")), ("DELETE", format!("/uploads/{id}"))] {
+        let (status, v) = app.call(method.parse().unwrap(), &path, None).await;
+        assert_eq!((status, v["code"].as_str()), (404, Some("upload-not-found")));
+    }
+    // Storage no longer knows the multipart upload.
+    let listed = app.state.store.list_parts(&format!("objects/{id}"), &storage_upload).await;
+    assert!(matches!(listed, Err(shardrop_backend::storage::StorageError::NoSuchUpload)), "{listed:?}");
+    assert_eq!(app.metric("shardrop_uploads_aborted_total").await, 1);
+}
+
+async fn files_list_get_delete(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..3u64 {
+        let bytes = part_bytes(100 + i, 10 + i as usize);
+        let (_, last) = app.upload(&format!("f{i}.txt"), &[bytes]).await;
+        ids.push(last["file"]["file_id"].as_str().unwrap().to_owned());
+    }
+    let (status, page) = app.get("/files?limit=2").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["files"].as_array().unwrap().len(), 2);
+    assert_eq!(page["files"][0]["file_id"], ids[2], "newest first");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, page2) = app.get(&format!("/files?limit=2&cursor={cursor}")).await;
+    assert_eq!(page2["files"].as_array().unwrap().len(), 1);
+    assert_eq!(page2["files"][0]["file_id"], ids[0]);
+    assert!(page2["next_cursor"].is_null());
+
+    let (status, _) = app.call(reqwest::Method::DELETE, &format!("/files/{}", ids[1]), None).await;
+    assert_eq!(status, 204);
+    let (status, v) = app.get(&format!("/files/{}", ids[1])).await;
+    assert_eq!((status, v["code"].as_str()), (404, Some("file-not-found")));
+    let (status, _) = app.get(&format!("/files/{}/content", ids[1])).await;
+    assert_eq!(status, 404);
+    let (_, all) = app.get("/files").await;
+    assert_eq!(all["files"].as_array().unwrap().len(), 2);
+}
+
+async fn reaper_aborts_idle_uploads(backend: Backend) {
+    let (mut s, dir) = settings(backend).await;
+    s.uploads.ttl_secs = 1;
+    let app = spawn_with(s, dir).await;
+    let parts = three_parts(8);
+    let idle = app.create("idle.bin", parts.iter().map(|p| p.len() as u64).sum()).await;
+    let idle = idle["upload_id"].as_str().unwrap();
+    let sha = sha1_b64(&parts[0]);
+    let (_, etag) = app.put_part(idle, 1, &parts[0], &sha).await;
+    app.report(idle, 1, &etag, &sha).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let active = app.create("active.bin", 10).await;
+    let swept = shardrop_backend::uploads::reaper::sweep(&app.state).await.unwrap();
+    assert_eq!(swept.aborted, 1, "{swept:?}");
+    let (status, _) = app.get(&format!("/uploads/{idle}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get(&format!("/uploads/{}", active["upload_id"].as_str().unwrap())).await;
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need when missing (Garage, pinned), makes sure
+# PostgreSQL and Redis answer on 127.0.0.1 (starting them when they do not), starts a
+# Garage for this run, then runs lints, the Rust unit and integration tests, and the
+# docs walk-through against a real `shardrop serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "tools"
+scripts/install-tools.sh garage
+
+step "services"
+scripts/services.sh
+
+step "garage"
+GARAGE_DIR="$ROOT/target/garage-test"
+trap 'infra/garage/dev.sh stop "$GARAGE_DIR" >/dev/null 2>&1 || true' EXIT
+eval "$(infra/garage/dev.sh start "$GARAGE_DIR" --export)"
+
+step "lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "rust tests"
+cargo test --workspace --locked
+
+step "docs walk-through"
+tests/docs_walkthrough.sh
