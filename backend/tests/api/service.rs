@@ -58,3 +58,27 @@ async fn readyz_says_which_service_is_down() {
     assert_eq!(v["checks"]["database"], "ok");
     assert_ne!(v["checks"]["tracker"], "ok");
 }
+
+/// A browser can PUT parts to the bucket and read the ETag: the CORS rule written at
+/// start-up answers a real preflight.
+#[tokio::test]
+async fn bucket_cors_lets_a_browser_put_parts() {
+    let app = spawn_app(Backend::Garage).await;
+    let env = s3_env();
+    let url = format!("{}/{}/{}objects/x", env.endpoint, env.bucket, app.settings.storage.s3.prefix);
+    let r = app
+        .client
+        .request(reqwest::Method::OPTIONS, url)
+        .header("origin", "http://127.0.0.1:8080")
+        .header("access-control-request-method", "PUT")
+        .header("access-control-request-headers", "content-type,x-amz-checksum-sha1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let h = |name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_ascii_lowercase()).unwrap_or_default();
+    assert_eq!(h("access-control-allow-origin"), "http://127.0.0.1:8080");
+    assert!(h("access-control-allow-methods").contains("put"), "{:?}", r.headers());
+    assert!(h("access-control-expose-headers").contains("etag"), "{:?}", r.headers());
+    assert!(h("access-control-allow-headers").contains("x-amz-checksum-sha1"), "{:?}", r.headers());
+}
