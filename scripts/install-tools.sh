@@ -9,7 +9,10 @@
 #   scripts/install-tools.sh            install all known tools
 #   scripts/install-tools.sh garage     install only the named ones
 #
-# Tools: garage (S3 server for the integration tests; version pinned in infra/garage/VERSION).
+# Tools: garage (S3 server for the integration tests; version pinned in infra/garage/VERSION),
+# wasm-target (rustup's wasm32-unknown-unknown), wasm-bindgen (the CLI, at exactly the
+# version of the wasm-bindgen crate in Cargo.lock), chromium (Debian's, for the browser
+# tests), node-deps (npm ci of tests/e2e).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,7 +23,7 @@ TOOLS_ROOT=$CACHE/tools                 # cargo install --root: binaries land in
 GARAGE_VERSION=$(tr -d ' \n' <"$REPO_ROOT/infra/garage/VERSION")
 GARAGE_BUILD_DIR=$CACHE/garage-build    # cargo target dir for the Garage build
 
-ALL_TOOLS=(garage) # later: wasm-bindgen chromium node-deps
+ALL_TOOLS=(garage wasm-target wasm-bindgen chromium node-deps)
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -47,19 +50,62 @@ install_garage() {
     garage_is_current || die "garage installed, but '$TOOLS_ROOT/bin/garage --version' is not $GARAGE_VERSION"
 }
 
-# ---- later ---------------------------------------------------------------------------
-# install_wasm_bindgen() { ...; }  # wasm-bindgen-cli matching Cargo.lock (fails with --locked)
-# install_chromium()     { ...; }  # Debian's chromium, for the browser tests
-# install_node_deps()    { ...; }  # npm ci for the web package and its tests
+# ---- the wasm engine ------------------------------------------------------------------
+
+install_wasm_target() {
+    rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown && return 0
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown >&2
+}
+
+wasm_bindgen_version() {
+    # The version of the wasm-bindgen crate locked for the engine: the CLI must match it.
+    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$REPO_ROOT/Cargo.lock"
+}
+
+install_wasm_bindgen() {
+    local want bin=$TOOLS_ROOT/bin/wasm-bindgen
+    want=$(wasm_bindgen_version)
+    [[ -n "$want" ]] || die "no wasm-bindgen in Cargo.lock"
+    [[ -x "$bin" ]] && [[ "$("$bin" --version 2>/dev/null)" == "wasm-bindgen $want" ]] && return 0
+    need_cargo
+    log "building wasm-bindgen-cli $want into $TOOLS_ROOT/bin (about 8 minutes the first time)"
+    # Not --locked: its lock file pins crates that no longer build here.
+    cargo install wasm-bindgen-cli --version "$want" --root "$TOOLS_ROOT" --target-dir "$CACHE/wasm-bindgen-build"
+}
+
+# ---- browser tests --------------------------------------------------------------------
+
+install_chromium() {
+    [[ -x /usr/bin/chromium ]] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "no /usr/bin/chromium and no apt-get to install it"
+    log "installing Debian's chromium"
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+}
+
+install_node_deps() {
+    command -v npm >/dev/null 2>&1 || die "npm is not on PATH (install Node.js first)"
+    local dir=$REPO_ROOT/tests/e2e
+    # npm ci only when the lock file changed since the last install.
+    local stamp=$dir/node_modules/.shardrop-installed-lock
+    if cmp -s "$dir/package-lock.json" "$stamp" 2>/dev/null; then
+        return 0
+    fi
+    log "npm ci in tests/e2e"
+    (cd "$dir" && npm ci --no-audit --no-fund >&2)
+    cp "$dir/package-lock.json" "$stamp"
+}
 
 # ---- main ----------------------------------------------------------------------------
 
 install_one() {
     case $1 in
     garage) install_garage ;;
-    # wasm-bindgen) install_wasm_bindgen ;;
-    # chromium) install_chromium ;;
-    # node-deps) install_node_deps ;;
+    wasm-target) install_wasm_target ;;
+    wasm-bindgen) install_wasm_bindgen ;;
+    chromium) install_chromium ;;
+    node-deps) install_node_deps ;;
     *) die "unknown tool '$1' (known: ${ALL_TOOLS[*]})" ;;
     esac
 }

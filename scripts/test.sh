@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need when missing (Garage, pinned), makes sure
-# PostgreSQL and Redis answer on 127.0.0.1 (starting them when they do not), starts a
-# Garage for this run, then runs lints, the Rust unit and integration tests, and the
-# docs walk-through against a real `shardrop serve`.
+# Runs every test: installs what the tests need when missing (Garage and wasm-bindgen,
+# pinned; Chromium; npm packages), makes sure PostgreSQL and Redis answer on 127.0.0.1
+# (starting them when they do not), starts a Garage for this run, then runs lints, the
+# Rust unit and integration tests, the docs walk-through against a real `shardrop serve`,
+# and the browser tests (headless Chromium driving the wasm engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,7 +12,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "tools"
-scripts/install-tools.sh garage
+scripts/install-tools.sh
 
 step "services"
 scripts/services.sh
@@ -26,9 +27,17 @@ eval "$(infra/garage/dev.sh start "$GARAGE_DIR" --export)"
 step "lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p shardrop-engine --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "rust tests"
 cargo test --workspace --locked
 
+step "builds"
+web-wasm/build.sh
+cargo build --release --locked --bin shardrop
+
 step "docs walk-through"
 tests/docs_walkthrough.sh
+
+step "browser tests"
+(cd tests/e2e && npm test --silent)

@@ -91,12 +91,13 @@ impl Application {
         }
         let app_state = state.clone();
         let json_limit = settings.http.json_limit;
+        let web_dir = settings.web_dir.clone();
         let mut server = HttpServer::new(move || {
             let mut app = App::new().app_data(app_state.clone());
             if let Some(local) = &local {
                 app = app.app_data(local.clone());
             }
-            app.configure(|cfg| crate::routes::configure(cfg, json_limit, local.is_some()))
+            app.configure(|cfg| crate::routes::configure(cfg, json_limit, local.is_some(), &web_dir))
         })
         .listen(listener)?;
         if settings.http.workers > 0 {

@@ -26,6 +26,8 @@ pub struct Settings {
     /// The origin clients reach this server at, used in URLs the local store signs.
     /// Empty: `http://` + the bound address.
     pub public_url: String,
+    /// Folder served at `/` (the drag-and-drop page). Empty: serve the API only.
+    pub web_dir: String,
     pub database: DatabaseSettings,
     pub tracker: TrackerSettings,
     pub storage: StorageSettings,
@@ -151,6 +153,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
             public_url: String::new(),
+            web_dir: String::new(),
             database: DatabaseSettings::default(),
             tracker: TrackerSettings::default(),
             storage: StorageSettings::default(),

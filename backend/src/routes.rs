@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use crate::{error, files, health, metrics, uploads};
 
-pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize, local_store: bool) {
+pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize, local_store: bool, web_dir: &str) {
     use web::{delete, get, patch, post, put, resource};
     cfg.app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
@@ -41,7 +41,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize, local_store: b
                     crate::storage::local_http::configure(cfg);
                 }
             })
-            .service(api),
+            .service(api)
+            .configure(|cfg| {
+                if !web_dir.is_empty() {
+                    // Last, so every API route wins over a file of the same name.
+                    cfg.service(actix_files::Files::new("", web_dir).index_file("index.html"));
+                }
+            }),
     );
 }
 

@@ -21,14 +21,18 @@ pub struct FileRow {
     pub status: String,
     pub created_at: i64,
     pub verified_at: Option<i64>,
+    /// The content probe of the stored bytes, set by the verifier.
+    pub probe: Option<String>,
 }
 
-const COLUMNS: &str = "id, upload_id, name, size, content_type, sha1, storage_key, status, created_at, verified_at";
+const COLUMNS: &str =
+    "id, upload_id, name, size, content_type, sha1, storage_key, status, created_at, verified_at, probe";
 
 /// Inserts the file of an upload unless the upload already has one; answers the one row.
 pub async fn insert_once(db: &Db, f: &FileRow) -> Result<FileRow, sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (upload_id) DO NOTHING"
+        "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (upload_id) DO NOTHING"
     ))
     .bind(&f.id)
     .bind(&f.upload_id)
@@ -40,6 +44,7 @@ pub async fn insert_once(db: &Db, f: &FileRow) -> Result<FileRow, sqlx::Error> {
     .bind(&f.status)
     .bind(f.created_at)
     .bind(f.verified_at)
+    .bind(&f.probe)
     .execute(db)
     .await?;
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE upload_id = $1")).bind(&f.upload_id).fetch_one(db).await
@@ -65,6 +70,17 @@ pub async fn find_verified(db: &Db, sha1: &str, size: i64) -> Result<Option<File
     .bind(size)
     .fetch_optional(db)
     .await
+}
+
+/// Whether a verified file has this size and content probe (a hint, not a match).
+pub async fn probe_matches(db: &Db, size: i64, probe: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM files WHERE size = $1 AND probe = $2 AND status = 'verified' LIMIT 1")
+            .bind(size)
+            .bind(probe)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.is_some())
 }
 
 /// Newest first; `after` is the (created_at, id) of the last row of the previous page.
@@ -99,17 +115,25 @@ pub async fn set_claim(db: &Db, id: &str, sha1: &str) -> Result<bool, sqlx::Erro
 /// Records the verifier's verdict from the SHA-1 of the stored bytes, against whatever
 /// claim the row holds at that moment (one statement, so a claim made while hashing still
 /// counts). Answers the resulting status.
-pub async fn set_verdict(db: &Db, id: &str, actual: &str, size_ok: bool, now: i64) -> Result<String, sqlx::Error> {
+pub async fn set_verdict(
+    db: &Db,
+    id: &str,
+    actual: &str,
+    probe: &str,
+    size_ok: bool,
+    now: i64,
+) -> Result<String, sqlx::Error> {
     sqlx::query(
         "UPDATE files SET \
            status = CASE WHEN $3 = 1 AND (sha1 IS NULL OR sha1 = $2) THEN 'verified' ELSE 'corrupt' END, \
-           sha1 = COALESCE(sha1, $2), verified_at = $4 \
+           sha1 = COALESCE(sha1, $2), verified_at = $4, probe = $5 \
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
     .bind(actual)
     .bind(i64::from(size_ok))
     .bind(now)
+    .bind(probe)
     .execute(db)
     .await?;
     Ok(get(db, id).await?.map(|f| f.status).unwrap_or_default())

@@ -7,6 +7,7 @@
 
 use futures_util::StreamExt;
 use sha1::{Digest, Sha1};
+use shardrop_engine::probe::ProbeCollector;
 
 use super::repo::{self, FileRow};
 use crate::db::{now_ms, Db};
@@ -15,21 +16,24 @@ use crate::storage::{StorageError, Store};
 /// Hashes the stored object and records the verdict. Answers the final status.
 pub async fn verify(db: &Db, store: &dyn Store, file: &FileRow) -> anyhow::Result<String> {
     let mut stream = store.read(&file.storage_key).await?;
-    let mut hasher = Sha1::new();
+    let mut hashers = (Sha1::new(), ProbeCollector::new(u64::try_from(file.size).unwrap_or(0)));
     let mut len: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
+        let offset = len;
         len += chunk.len() as u64;
         // Hashing 8 MiB takes ~10 ms: off the async workers so requests never wait on it.
-        hasher = tokio::task::spawn_blocking(move || {
-            hasher.update(&chunk);
-            hasher
+        hashers = tokio::task::spawn_blocking(move || {
+            hashers.0.update(&chunk);
+            hashers.1.feed(offset, &chunk);
+            hashers
         })
         .await?;
     }
-    let actual = hex::encode(hasher.finalize());
+    let actual = hex::encode(hashers.0.finalize());
+    let probe = hashers.1.finish();
     let size_ok = i64::try_from(len).is_ok_and(|l| l == file.size);
-    let status = repo::set_verdict(db, &file.id, &actual, size_ok, now_ms()).await?;
+    let status = repo::set_verdict(db, &file.id, &actual, probe.as_str(), size_ok, now_ms()).await?;
     if status == repo::CORRUPT {
         tracing::warn!(file = %file.id, %actual, len, "stored bytes do not match the file's claim");
     }

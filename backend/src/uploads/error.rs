@@ -19,6 +19,8 @@ pub enum UploadError {
     InvalidContentType,
     #[error("sha1: {0}")]
     InvalidSha1(#[from] DigestError),
+    #[error("probe: {0}")]
+    InvalidProbe(DigestError),
     #[error("part number {number} is outside this upload's parts 1..={part_count}")]
     InvalidPartNumber { number: u32, part_count: u32 },
     #[error("part {number} must be {expected} bytes, not {got}")]
@@ -61,6 +63,7 @@ impl From<UploadError> for ApiError {
             UploadError::InvalidName(_) => (S::UNPROCESSABLE_ENTITY, "invalid-name"),
             UploadError::InvalidContentType => (S::UNPROCESSABLE_ENTITY, "invalid-content-type"),
             UploadError::InvalidSha1(_) => (S::UNPROCESSABLE_ENTITY, "invalid-sha1"),
+            UploadError::InvalidProbe(_) => (S::UNPROCESSABLE_ENTITY, "invalid-probe"),
             UploadError::InvalidPartNumber { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-part-number"),
             UploadError::InvalidPartSize { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-part-size"),
             UploadError::InvalidEtag => (S::UNPROCESSABLE_ENTITY, "invalid-etag"),

@@ -37,6 +37,10 @@ pub struct CreateUpload {
     /// The file's modification time (ms since the epoch): with name and size it lets a
     /// client that lost its state resume the upload it started.
     pub last_modified: Option<i64>,
+    /// Hex SHA-1 of the file's content probe (three 64 KiB windows: start, middle, end;
+    /// the whole file when it is at most 192 KiB). When a verified file has the same size
+    /// and probe, the answer says `dedup_candidate`: hash the whole file before sending.
+    pub probe: Option<String>,
 }
 
 /// Where an upload stands.
@@ -74,6 +78,9 @@ pub struct UploadView {
     pub expires_at: DateTime<Utc>,
     /// Set once `state` is `complete` or `instant`.
     pub file: Option<FileView>,
+    /// A verified file has this size and content probe: the content may be stored
+    /// already, so hash the whole file and give its SHA-1 (`PATCH`) before sending parts.
+    pub dedup_candidate: bool,
 }
 
 /// `200` answer of `POST /api/v1/uploads` when the content is already stored.

@@ -62,6 +62,7 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
     validate::name(&req.name)?;
     let content_type = validate::content_type(req.content_type.as_deref())?;
     let sha1 = req.sha1.as_deref().map(Sha1Hex::parse).transpose()?;
+    let probe = req.probe.as_deref().map(Sha1Hex::parse).transpose().map_err(UploadError::InvalidProbe)?;
     let max = state.settings.uploads.max_file_size;
     if req.size > max {
         return Err(UploadError::FileTooLarge { size: req.size, max });
@@ -83,7 +84,9 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
                 None => true,
             };
             if same {
-                return Ok(Created::Resumed(view(state, u).await?));
+                let mut v = view(state, u).await?;
+                v.dedup_candidate = dedup_candidate(state, size, probe.as_ref()).await?;
+                return Ok(Created::Resumed(v));
             }
         }
     }
@@ -123,7 +126,16 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
         tracing::warn!(upload = %id, error = %e, "tracker open failed; it will be rebuilt from storage");
     }
     state.metrics.uploads_started.inc();
-    Ok(Created::New(view_with_parts(state, &row, Vec::new()).await?))
+    let mut v = view_with_parts(state, &row, Vec::new()).await?;
+    v.dedup_candidate = dedup_candidate(state, size, probe.as_ref()).await?;
+    Ok(Created::New(v))
+}
+
+async fn dedup_candidate(state: &AppState, size: i64, probe: Option<&Sha1Hex>) -> Result<bool, UploadError> {
+    Ok(match probe {
+        Some(p) => files::repo::probe_matches(&state.db, size, p.as_str()).await?,
+        None => false,
+    })
 }
 
 pub async fn sign(state: &AppState, id: &str, parts: &[SignPart]) -> Result<Vec<SignedPart>, UploadError> {
@@ -377,6 +389,7 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
         status: files::repo::PENDING.into(),
         created_at: now_ms(),
         verified_at: None,
+        probe: None,
     };
     let file = files::repo::insert_once(&state.db, &file).await?;
     repo::finish(&state.db, &u.id, COMPLETE, &file.id, now_ms()).await?;
@@ -549,6 +562,7 @@ async fn view_with_parts(state: &AppState, u: &UploadRow, parts_done: Vec<u32>) 
         sha1: u.sha1.clone(),
         expires_at: crate::db::to_time(u.updated_at + state.ttl_ms()),
         file,
+        dedup_candidate: false,
     })
 }
 

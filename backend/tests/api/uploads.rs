@@ -144,6 +144,15 @@ async fn instant_upload_of_verified_content(backend: Backend) {
     let file_id = v["file"]["file_id"].as_str().unwrap().to_owned();
     assert_eq!(app.wait_verified(&file_id).await, "verified");
 
+    // Same size and probe as a verified file: a hint to hash before sending.
+    let probe = shardrop_engine::probe::of(&whole);
+    let (status, v) = app.post("/uploads", json!({"name": "p", "size": whole.len(), "probe": probe})).await;
+    assert_eq!((status, &v["dedup_candidate"]), (201, &json!(true)), "{v}");
+    let other = shardrop_engine::probe::of(b"other");
+    let (status, v) = app.post("/uploads", json!({"name": "p", "size": whole.len(), "probe": other})).await;
+    assert_eq!((status, &v["dedup_candidate"]), (201, &json!(false)), "{v}");
+    let (status, v) = app.post("/uploads", json!({"name": "p", "size": 1, "probe": "xyz"})).await;
+    assert_eq!((status, v["code"].as_str()), (422, Some("invalid-probe")));
     // Known content and size: answered at once, nothing to send.
     let (status, v) = app.post("/uploads", json!({"name": "copy.bin", "size": whole.len(), "sha1": sha})).await;
     assert_eq!((status, &v["state"], &v["file"]["file_id"]), (200, &json!("instant"), &json!(file_id)), "{v}");

@@ -1,0 +1,199 @@
+// Shared harness of the browser tests: a real `shardrop serve` per test file (embedded
+// defaults, or S3 against the Garage that scripts/test.sh started), the engine's test page
+// served by it, headless Chromium, and files on disk whose SHA-1 is known.
+
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { cpSync, createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const BIN = process.env.SHARDROP_BIN ?? join(ROOT, "target", "release", "shardrop");
+export const MIB = 1024 * 1024;
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+export function tempDir(prefix = "shardrop-e2e-") {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A `shardrop serve` that can be killed and started again on the same port and data. */
+export class Server {
+  constructor({ storage = "local", env = {} } = {}) {
+    this.dir = tempDir();
+    this.web = join(this.dir, "web");
+    cpSync(join(ROOT, "tests", "e2e", "page"), this.web, { recursive: true });
+    cpSync(join(ROOT, "web-wasm", "pkg"), join(this.web, "pkg"), { recursive: true });
+    this.storage = storage;
+    this.extraEnv = env;
+  }
+
+  async start() {
+    this.port ??= await freePort();
+    this.origin = `http://127.0.0.1:${this.port}`;
+    const env = {
+      ...process.env,
+      SHARDROP_LISTEN: `127.0.0.1:${this.port}`,
+      SHARDROP_DATA_DIR: join(this.dir, "data"),
+      SHARDROP__WEB_DIR: this.web,
+      SHARDROP_LOG: process.env.SHARDROP_LOG ?? "warn",
+      ...this.extraEnv,
+    };
+    if (this.storage === "s3") {
+      const need = (k) => process.env[k] ?? (() => { throw new Error(`${k} is not set: run through scripts/test.sh`); })();
+      Object.assign(env, {
+        SHARDROP__STORAGE__KIND: "s3",
+        SHARDROP__STORAGE__S3__ENDPOINT: need("SHARDROP_TEST_S3_ENDPOINT"),
+        SHARDROP__STORAGE__S3__REGION: need("SHARDROP_TEST_S3_REGION"),
+        SHARDROP__STORAGE__S3__BUCKET: need("SHARDROP_TEST_S3_BUCKET"),
+        SHARDROP__STORAGE__S3__ACCESS_KEY_ID: need("SHARDROP_TEST_S3_ACCESS_KEY_ID"),
+        SHARDROP__STORAGE__S3__SECRET_ACCESS_KEY: need("SHARDROP_TEST_S3_SECRET_ACCESS_KEY"),
+        SHARDROP__STORAGE__S3__PREFIX: `e2e-${randomBytes(6).toString("hex")}/`,
+        SHARDROP__STORAGE__S3__CORS_ORIGINS: JSON.stringify([this.origin]),
+      });
+    }
+    this.proc = spawn(BIN, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
+    for (let i = 0; i < 200; i++) {
+      try {
+        if ((await fetch(`${this.origin}/healthz`)).ok) return this;
+      } catch {}
+      await sleep(50);
+    }
+    throw new Error("shardrop serve did not come up");
+  }
+
+  /** SIGKILL: the process dies mid-request, as a crashed machine would. */
+  async kill() {
+    const exited = new Promise((r) => this.proc.once("exit", r));
+    this.proc.kill("SIGKILL");
+    await exited;
+  }
+
+  async stop() {
+    if (this.proc && this.proc.exitCode === null) await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  api(path, init) {
+    return fetch(`${this.origin}/api/v1${path}`, init);
+  }
+
+  /** Sum of a counter over the lines whose labels contain every `match` string. */
+  async metric(name, ...match) {
+    const text = await (await fetch(`${this.origin}/metrics`)).text();
+    return text
+      .split("\n")
+      .filter((l) => l.startsWith(name) && match.every((m) => l.includes(m)))
+      .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+  }
+
+  /** Part PUTs that the storage accepted (local store: counted by the server itself). */
+  partPuts() {
+    return this.metric("shardrop_http_requests_total", 'route="/api/v1/local/parts"', 'status="200"');
+  }
+
+  /** SHA-1 of a stored file, fetched through its download redirect. */
+  async storedSha1(fileId) {
+    const res = await this.api(`/files/${fileId}/content`);
+    if (!res.ok) throw new Error(`download answered ${res.status}`);
+    const hash = createHash("sha1");
+    for await (const chunk of res.body) hash.update(chunk);
+    return hash.digest("hex");
+  }
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A file of `size` random bytes on disk; answers its path and SHA-1. */
+export async function makeFile(dir, name, size) {
+  const path = join(dir, name);
+  const hash = createHash("sha1");
+  const out = createWriteStream(path);
+  for (let left = size; left > 0; ) {
+    const chunk = randomBytes(Math.min(left, 4 * MIB));
+    hash.update(chunk);
+    if (!out.write(chunk)) await new Promise((r) => out.once("drain", r));
+    left -= chunk.length;
+  }
+  await new Promise((r, j) => out.end((e) => (e ? j(e) : r())));
+  return { path, name, size, sha1: hash.digest("hex") };
+}
+
+export async function browser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    // launch() gives every browser a fresh, empty profile of its own (and refuses --user-data-dir).
+  });
+}
+
+/** Opens the engine's test page. */
+export async function openPage(b, server) {
+  const page = await b.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e));
+  await page.goto(`${server.origin}/index.html`);
+  await page.waitForFunction(() => window.ready === true);
+  return page;
+}
+
+/**
+ * Picks `file` in the page and starts uploading it. The task lives in `window.tasks[name]`;
+ * answers when it started (or `until` holds for the task).
+ */
+export async function startUpload(page, file, { concurrency = 4 } = {}) {
+  await page.setInputFiles("#pick", file.path);
+  await page.evaluate(
+    ({ name, concurrency }) => {
+      window.tasks ??= {};
+      window.uploader ??= new window.shardrop.Uploader({ concurrency });
+      const f = [...document.querySelector("#pick").files].find((x) => x.name === name);
+      const task = window.uploader.upload(f);
+      task.done.then(
+        (r) => (task.result = r),
+        (e) => (task.error = { code: e.code, message: e.message }),
+      );
+      window.tasks[name] = task;
+    },
+    { name: file.name, concurrency },
+  );
+}
+
+/** Waits for the task to end; answers {result, error, state, timings, upload_id}. */
+export async function finished(page, name) {
+  await page.waitForFunction((n) => window.tasks[n].result || window.tasks[n].error, name, { timeout: 300_000, polling: 100 });
+  return page.evaluate((n) => {
+    const t = window.tasks[n];
+    return { result: t.result, error: t.error, state: t.state, timings: t.timings, upload_id: t.upload_id, progress: t.progress };
+  }, name);
+}
+
+/** Waits until `sent` passes `fraction` of the file. */
+export async function sentAtLeast(page, name, fraction) {
+  await page.waitForFunction(
+    ({ n, f }) => window.tasks[n].progress.sent >= f * window.tasks[n].progress.total,
+    { n: name, f: fraction },
+    { timeout: 300_000, polling: 50 },
+  );
+}

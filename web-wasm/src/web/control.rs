@@ -1,0 +1,103 @@
+//! Pause, resume and cancel for one task: a gate every step passes, and the abort handles
+//! of its in-flight requests (pausing or cancelling aborts them at once; a paused part is
+//! sent again on resume).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use futures_channel::oneshot;
+use web_sys::AbortController;
+
+use super::error::EngineError;
+
+#[derive(Default)]
+pub struct Control {
+    paused: Cell<bool>,
+    cancelled: Cell<bool>,
+    /// Set when the content turned out to be stored: the senders stop, nothing failed.
+    finished: Cell<bool>,
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    in_flight: RefCell<HashMap<u32, AbortController>>,
+    /// What the task is doing when not paused (`hashing`, `uploading`, `completing`).
+    phase: Cell<&'static str>,
+}
+
+impl Control {
+    /// Waits while paused; errs once cancelled.
+    pub async fn gate(&self) -> Result<(), EngineError> {
+        loop {
+            if self.cancelled.get() {
+                return Err(EngineError::cancelled());
+            }
+            if !self.paused.get() {
+                return Ok(());
+            }
+            let (tx, rx) = oneshot::channel();
+            self.waiters.borrow_mut().push(tx);
+            let _ = rx.await;
+        }
+    }
+
+    pub fn set_phase(&self, phase: &'static str) {
+        self.phase.set(phase);
+    }
+    pub fn phase(&self) -> &'static str {
+        self.phase.get()
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.get()
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+    pub fn is_finished(&self) -> bool {
+        self.finished.get()
+    }
+
+    pub fn pause(&self) {
+        self.paused.set(true);
+        self.abort_all();
+    }
+
+    pub fn resume(&self) {
+        self.paused.set(false);
+        self.wake();
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled.set(true);
+        self.abort_all();
+        self.wake();
+    }
+
+    /// The content is stored already: stop sending.
+    pub fn finish(&self) {
+        self.finished.set(true);
+        self.abort_all();
+        self.wake();
+    }
+
+    /// A handle whose abort stops the request of part `number`.
+    pub fn track(&self, number: u32) -> Option<AbortController> {
+        let c = AbortController::new().ok()?;
+        self.in_flight.borrow_mut().insert(number, c.clone());
+        Some(c)
+    }
+
+    pub fn untrack(&self, number: u32) {
+        self.in_flight.borrow_mut().remove(&number);
+    }
+
+    fn abort_all(&self) {
+        for (_, c) in self.in_flight.borrow_mut().drain() {
+            c.abort();
+        }
+    }
+
+    fn wake(&self) {
+        for w in self.waiters.borrow_mut().drain(..) {
+            let _ = w.send(());
+        }
+    }
+}

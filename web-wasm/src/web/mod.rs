@@ -1,0 +1,108 @@
+//! The engine inside a dedicated Web Worker, and its whole `#[wasm_bindgen]` surface.
+//!
+//! The worker shim (`js/worker.js`) constructs one [`Engine`] with a function that posts
+//! messages to the page, and forwards the page's messages to it. Everything else (slicing,
+//! hashing, signing, sending, resuming) happens here, off the main thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+
+mod api;
+mod control;
+mod error;
+mod io;
+mod kv;
+mod signer;
+mod task;
+
+use control::Control;
+use task::{Event, Task};
+
+#[wasm_bindgen]
+pub struct Engine {
+    post: js_sys::Function,
+    tasks: Rc<RefCell<HashMap<u32, Rc<Control>>>>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// `post` receives every event (`{type: "state" | "progress" | "done" | "failed" | "timing", task, …}`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(post: js_sys::Function) -> Engine {
+        console_error_panic_hook::set_once();
+        Engine { post, tasks: Rc::default() }
+    }
+
+    /// Starts uploading `file` as task `task` against the API at `endpoint` (absolute URL).
+    pub fn upload(&self, task: u32, file: web_sys::File, endpoint: String, token: Option<String>, concurrency: u32) {
+        let post = self.post.clone();
+        let emit: Rc<dyn Fn(Event)> = Rc::new(move |event: Event| {
+            let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+            if let Ok(v) = serde::Serialize::serialize(&event, &serializer) {
+                let _ = post.call1(&JsValue::NULL, &v);
+            }
+        });
+        let t = Rc::new(Task::new(task, file, api::Api::new(&endpoint, token), concurrency as usize, emit));
+        self.tasks.borrow_mut().insert(task, t.ctl.clone());
+        let tasks = self.tasks.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            t.run().await;
+            tasks.borrow_mut().remove(&task);
+        });
+    }
+
+    pub fn pause(&self, task: u32) {
+        if let Some(c) = self.tasks.borrow().get(&task) {
+            c.pause();
+            self.state(task, "paused");
+        }
+    }
+
+    pub fn resume(&self, task: u32) {
+        if let Some(c) = self.tasks.borrow().get(&task) {
+            c.resume();
+            self.state(task, c.phase());
+        }
+    }
+
+    pub fn cancel(&self, task: u32) {
+        if let Some(c) = self.tasks.borrow().get(&task) {
+            c.cancel();
+        }
+    }
+
+    fn state(&self, task: u32, state: &str) {
+        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+        if let Ok(v) = serde::Serialize::serialize(&Event::State { task, state }, &serializer) {
+            let _ = self.post.call1(&JsValue::NULL, &v);
+        }
+    }
+}
+
+/// Incremental SHA-1 in wasm, as the engine hashes whole files (exposed for benchmarks and tests).
+#[wasm_bindgen]
+pub struct Sha1Hasher(sha1::Sha1);
+
+#[wasm_bindgen]
+impl Sha1Hasher {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Sha1Hasher {
+        Sha1Hasher(sha1::Digest::new())
+    }
+    pub fn update(&mut self, data: &[u8]) {
+        sha1::Digest::update(&mut self.0, data);
+    }
+    /// Hex digest; the hasher starts over.
+    pub fn digest_hex(&mut self) -> String {
+        hex::encode(sha1::Digest::finalize_reset(&mut self.0))
+    }
+}
+
+impl Default for Sha1Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}

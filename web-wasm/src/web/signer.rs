@@ -1,0 +1,71 @@
+//! Part URLs, signed in batches shortly before use: when a sender needs a URL, every part
+//! hashed and waiting is signed with it in one request. A URL close to expiry, or one the
+//! storage called expired, is signed again.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use super::api::{Api, SignedPart};
+use super::error::EngineError;
+use super::io::now_ms;
+
+/// Most parts signed in one request.
+const BATCH: usize = 32;
+/// A URL with less left than this is signed again before use.
+const MARGIN_MS: f64 = 60_000.0;
+
+#[derive(Default)]
+pub struct Signer {
+    /// Parts hashed and not yet stored: number -> (base64 SHA-1, size).
+    known: RefCell<BTreeMap<u32, (String, u64)>>,
+    signed: RefCell<HashMap<u32, (SignedPart, f64)>>,
+}
+
+impl Signer {
+    pub fn know(&self, number: u32, sha1: &str, size: u64) {
+        self.known.borrow_mut().insert(number, (sha1.to_owned(), size));
+    }
+
+    pub fn forget(&self, number: u32) {
+        self.known.borrow_mut().remove(&number);
+        self.signed.borrow_mut().remove(&number);
+    }
+
+    pub fn invalidate(&self, number: u32) {
+        self.signed.borrow_mut().remove(&number);
+    }
+
+    fn fresh(&self, number: u32) -> Option<SignedPart> {
+        let signed = self.signed.borrow();
+        let (part, expires) = signed.get(&number)?;
+        (*expires - now_ms() > MARGIN_MS).then(|| part.clone())
+    }
+
+    pub async fn url(&self, api: &Api, upload: &str, number: u32) -> Result<SignedPart, EngineError> {
+        if let Some(p) = self.fresh(number) {
+            return Ok(p);
+        }
+        let batch: Vec<(u32, String, u64)> = {
+            let known = self.known.borrow();
+            let first = known.get(&number).map(|(s, z)| (number, s.clone(), *z));
+            let others = known
+                .iter()
+                .filter(|(n, _)| **n != number && self.fresh(**n).is_none())
+                .map(|(n, (s, z))| (*n, s.clone(), *z));
+            first.into_iter().chain(others).take(BATCH).collect()
+        };
+        if batch.first().map(|p| p.0) != Some(number) {
+            return Err(EngineError::new("internal", format!("part {number} was never hashed")));
+        }
+        for part in api.sign(upload, &batch).await? {
+            let expires = js_sys::Date::parse(&part.expires_at);
+            let expires = if expires.is_nan() { now_ms() + 5.0 * 60_000.0 } else { expires };
+            self.signed.borrow_mut().insert(part.number, (part, expires));
+        }
+        self.signed
+            .borrow()
+            .get(&number)
+            .map(|(p, _)| p.clone())
+            .ok_or_else(|| EngineError::new("bad-response", format!("part {number} was not signed")))
+    }
+}

@@ -1,0 +1,501 @@
+//! One file's upload, from `File` to stored file.
+//!
+//! A hasher reads the file front to back, one part at a time, feeding the whole-file SHA-1
+//! (Rust, incremental) while WebCrypto hashes the same part off-thread; each hashed part
+//! goes to a bounded queue that `concurrency` senders drain (sign in batches, PUT straight
+//! to storage, report). So the first PUT starts as soon as the first part is hashed, and
+//! at most `concurrency + 2` parts are in memory at once, whatever the file's size. When
+//! the whole-file hash is done the backend is told; if it already holds that content the
+//! senders stop and the task ends `instant`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use futures_channel::mpsc;
+use futures_util::lock::Mutex;
+use futures_util::{SinkExt, StreamExt};
+use js_sys::Uint8Array;
+use serde::Serialize;
+use serde_json::json;
+use sha1::{Digest, Sha1};
+use wasm_bindgen::JsValue;
+use web_sys::File;
+
+use super::api::{Api, FileInfo, Started};
+use super::control::Control;
+use super::error::EngineError;
+use super::io::{self, fetch, now_ms, online, sleep_ms, text, until_online};
+use super::kv;
+use super::signer::Signer;
+use crate::probe::ProbeCollector;
+use crate::progress::{backoff_ms, Progress, Snapshot};
+use crate::{Plan, Sha1Hex};
+
+/// Bytes copied into wasm memory at a time for the whole-file hash (the buffer is reused).
+const CHUNK: u32 = 1 << 20;
+/// Tries of one part PUT (network and 5xx failures) before the task fails.
+const PART_ATTEMPTS: u32 = 12;
+/// Re-signs of one part (expired URLs) before the task fails.
+const RESIGNS: u32 = 5;
+/// Rounds of "send what the storage lacks" before giving up (storage lost parts).
+const ROUNDS: u32 = 3;
+
+/// What the engine tells the page.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event<'a> {
+    State {
+        task: u32,
+        state: &'a str,
+    },
+    /// The backend's id of this upload (new or resumed).
+    Started {
+        task: u32,
+        upload_id: &'a str,
+    },
+    Progress {
+        task: u32,
+        progress: Snapshot,
+    },
+    Done {
+        task: u32,
+        result: Stored,
+    },
+    Failed {
+        task: u32,
+        error: EngineError,
+    },
+    Timing {
+        task: u32,
+        name: &'a str,
+        ms: f64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stored {
+    pub file_id: String,
+    pub sha1: Option<String>,
+    pub size: u64,
+    pub instant: bool,
+}
+
+impl Stored {
+    fn of(f: FileInfo, instant: bool) -> Self {
+        Self { file_id: f.file_id, sha1: f.sha1, size: f.size, instant }
+    }
+}
+
+/// What a task remembers of a file in IndexedDB.
+#[derive(Default, Serialize, serde::Deserialize)]
+struct Memory {
+    upload_id: Option<String>,
+    sha1: Option<String>,
+}
+
+struct Hashed {
+    number: u32,
+    bytes: Uint8Array,
+    sha1: String,
+}
+
+pub struct Task {
+    pub id: u32,
+    file: File,
+    api: Api,
+    pub ctl: Rc<Control>,
+    emit: Rc<dyn Fn(Event)>,
+    concurrency: usize,
+    signer: Signer,
+    progress: RefCell<Progress>,
+    started_ms: f64,
+    first_put: Cell<bool>,
+    upload_id: RefCell<String>,
+    /// Set by the report that completed the upload, or the answer that made it instant.
+    file_info: RefCell<Option<FileInfo>>,
+    /// No new PUT starts before this time (a 429 from the storage).
+    hold_until: Cell<f64>,
+}
+
+impl Task {
+    pub fn new(id: u32, file: File, api: Api, concurrency: usize, emit: Rc<dyn Fn(Event)>) -> Self {
+        let size = file.size() as u64;
+        Self {
+            id,
+            file,
+            api,
+            ctl: Rc::new(Control::default()),
+            emit,
+            concurrency: concurrency.clamp(1, 6),
+            signer: Signer::default(),
+            progress: RefCell::new(Progress::new(size)),
+            started_ms: now_ms(),
+            first_put: Cell::new(false),
+            upload_id: RefCell::new(String::new()),
+            file_info: RefCell::new(None),
+            hold_until: Cell::new(0.0),
+        }
+    }
+
+    pub fn state(&self, state: &'static str) {
+        self.ctl.set_phase(state);
+        if !self.ctl.is_paused() {
+            (self.emit)(Event::State { task: self.id, state });
+        }
+    }
+
+    fn report_progress(&self) {
+        let progress = self.progress.borrow().snapshot();
+        (self.emit)(Event::Progress { task: self.id, progress });
+    }
+
+    fn fingerprint(&self) -> String {
+        format!("{}\u{0}{}\u{0}{}", self.file.name(), self.file.size(), self.file.last_modified())
+    }
+
+    pub async fn run(self: Rc<Self>) {
+        match self.clone().upload().await {
+            Ok(stored) => {
+                self.state(if stored.instant { "instant" } else { "complete" });
+                self.report_progress();
+                (self.emit)(Event::Done { task: self.id, result: stored });
+            }
+            Err(e) if e.is_cancelled() || self.ctl.is_cancelled() => {
+                let id = self.upload_id.borrow().clone();
+                if !id.is_empty() {
+                    let _ = self.api.abort(&id).await;
+                }
+                kv::delete(&self.fingerprint()).await;
+                self.state("cancelled");
+                (self.emit)(Event::Failed { task: self.id, error: EngineError::cancelled() });
+            }
+            Err(error) => {
+                self.state("failed");
+                (self.emit)(Event::Failed { task: self.id, error });
+            }
+        }
+    }
+
+    async fn upload(self: Rc<Self>) -> Result<Stored, EngineError> {
+        let size = self.file.size() as u64;
+        let fp = self.fingerprint();
+        self.state("hashing");
+        let memory: Memory = kv::get(&fp).await.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+        let upload = match self.resume(&memory).await? {
+            Some(u) => u,
+            None => {
+                let mut req = json!({
+                    "name": self.file.name(),
+                    "size": size,
+                    "last_modified": self.file.last_modified() as i64,
+                    "probe": self.probe(size).await?.as_str(),
+                });
+                let ct = self.file.type_();
+                if !ct.is_empty() {
+                    req["content_type"] = json!(ct);
+                }
+                // A file this browser stored before: its SHA-1 is known, no hashing needed.
+                if let Some(sha1) = &memory.sha1 {
+                    req["sha1"] = json!(sha1);
+                }
+                match self.api.start(req).await? {
+                    Started::Instant(file) => return Ok(Stored::of(file, true)),
+                    Started::Upload(u) => u,
+                }
+            }
+        };
+        *self.upload_id.borrow_mut() = upload.upload_id.clone();
+        (self.emit)(Event::Started { task: self.id, upload_id: &upload.upload_id });
+        let remember = Memory { upload_id: Some(upload.upload_id.clone()), sha1: None };
+        kv::put(&fp, &serde_json::to_string(&remember).unwrap_or_default()).await;
+        let plan = Plan { size, part_size: upload.part_size, part_count: upload.part_count };
+        let mut done: BTreeSet<u32> = upload.parts_done.iter().copied().collect();
+        let stored_bytes = done.iter().filter_map(|n| plan.part_len(*n)).sum();
+        self.progress.borrow_mut().already_sent(stored_bytes);
+
+        let mut whole = None;
+        if upload.dedup_candidate {
+            // A verified file has this size and probe: hash everything before sending anything.
+            let sha1 = self.hash_whole(&plan).await?;
+            let u = self.api.set_sha1(&upload.upload_id, sha1.as_str()).await?;
+            if let (Some(file), "instant") = (u.file.clone(), u.state.as_str()) {
+                return Ok(Stored::of(file, true));
+            }
+            whole = Some(sha1);
+        }
+        for round in 0..ROUNDS {
+            let sha1 = self.clone().pipeline(&plan, &done, whole.clone()).await?;
+            if self.ctl.is_finished() {
+                break;
+            }
+            match self.finish(&sha1).await {
+                Ok(stored) => {
+                    let remember = Memory { upload_id: None, sha1: Some(sha1.as_str().to_owned()) };
+                    kv::put(&fp, &serde_json::to_string(&remember).unwrap_or_default()).await;
+                    return Ok(stored);
+                }
+                Err(e) if e.code == "parts-missing" && round + 1 < ROUNDS => {
+                    // The storage lost parts (or forgot the upload): send what it lacks.
+                    let id = self.upload_id.borrow().clone();
+                    let u = self
+                        .api
+                        .get(&id)
+                        .await?
+                        .ok_or_else(|| EngineError::new("upload-not-found", "the upload is gone"))?;
+                    done = u.parts_done.into_iter().collect();
+                    whole = Some(sha1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // The content turned out to be stored while parts were going.
+        let file = self.file_info.borrow().clone();
+        let file = file.ok_or_else(|| EngineError::new("bad-response", "instant without a file"))?;
+        kv::put(&fp, &serde_json::to_string(&Memory { upload_id: None, sha1: file.sha1.clone() }).unwrap_or_default())
+            .await;
+        Ok(Stored::of(file, true))
+    }
+
+    /// The upload this browser started for the same file, if the backend still has it open.
+    async fn resume(&self, memory: &Memory) -> Result<Option<super::api::Upload>, EngineError> {
+        let Some(id) = &memory.upload_id else { return Ok(None) };
+        Ok(self.api.get(id).await?.filter(|u| u.state == "uploading" && u.part_count > 0))
+    }
+
+    async fn probe(&self, size: u64) -> Result<Sha1Hex, EngineError> {
+        let mut collector = ProbeCollector::new(size);
+        for r in crate::probe::ranges(size) {
+            let bytes = io::read(&self.file, r.start, r.end).await?;
+            collector.feed(r.start, &bytes.to_vec());
+        }
+        Ok(collector.finish())
+    }
+
+    /// Hashes the whole file without sending (a probable duplicate).
+    async fn hash_whole(&self, plan: &Plan) -> Result<Sha1Hex, EngineError> {
+        let mut hasher = Sha1::new();
+        let mut buf = vec![0u8; CHUNK as usize];
+        for n in 1..=plan.part_count {
+            self.ctl.gate().await?;
+            let r = plan.part_range(n).unwrap_or(0..0);
+            let bytes = io::read(&self.file, r.start, r.end).await?;
+            feed(&mut hasher, &bytes, &mut buf);
+            self.progress.borrow_mut().hashed(r.end - r.start);
+            self.report_progress();
+        }
+        Ok(Sha1Hex::from_digest(&hasher.finalize().into()))
+    }
+
+    /// Hashes and sends every part not in `done`; answers the whole-file SHA-1.
+    async fn pipeline(
+        self: Rc<Self>,
+        plan: &Plan,
+        done: &BTreeSet<u32>,
+        whole: Option<Sha1Hex>,
+    ) -> Result<Sha1Hex, EngineError> {
+        // Capacity 1 (+ the part each sender holds): memory stays (concurrency + 2) parts.
+        let (tx, rx) = mpsc::channel::<Hashed>(0);
+        let rx = Mutex::new(rx);
+        let hasher = self.hasher(plan, done, tx, whole);
+        let senders = futures_util::future::join_all((0..self.concurrency).map(|_| self.sender(&rx)));
+        let (whole, sent) = futures_util::future::join(hasher, senders).await;
+        for r in sent {
+            r?;
+        }
+        whole
+    }
+
+    async fn hasher(
+        &self,
+        plan: &Plan,
+        done: &BTreeSet<u32>,
+        mut tx: mpsc::Sender<Hashed>,
+        known: Option<Sha1Hex>,
+    ) -> Result<Sha1Hex, EngineError> {
+        let mut whole = Sha1::new();
+        let mut buf = vec![0u8; CHUNK as usize];
+        for number in 1..=plan.part_count {
+            self.ctl.gate().await?;
+            if self.ctl.is_finished() || (known.is_some() && done.contains(&number)) {
+                continue;
+            }
+            let r = plan.part_range(number).unwrap_or(0..0);
+            let bytes = io::read(&self.file, r.start, r.end).await?;
+            // WebCrypto hashes the part off-thread while Rust hashes it for the whole file.
+            let digest = if done.contains(&number) { None } else { Some(io::start_sha1(&bytes)?) };
+            if known.is_none() {
+                feed(&mut whole, &bytes, &mut buf);
+                self.progress.borrow_mut().hashed(r.end - r.start);
+                self.report_progress();
+            }
+            if let Some(digest) = digest {
+                let sha1 = io::finish_sha1(digest).await?;
+                self.signer.know(number, sha1.as_str(), r.end - r.start);
+                let part = Hashed { number, bytes, sha1: sha1.as_str().to_owned() };
+                if tx.send(part).await.is_err() {
+                    return Err(EngineError::new("stopped", "the senders stopped"));
+                }
+            }
+        }
+        drop(tx);
+        let sha1 = match known {
+            Some(k) => k,
+            None => Sha1Hex::from_digest(&whole.finalize().into()),
+        };
+        // Tell the backend as soon as the hash is known: if it holds this content, stop.
+        if !self.ctl.is_finished() {
+            let id = self.upload_id.borrow().clone();
+            let u = self.api.set_sha1(&id, sha1.as_str()).await?;
+            if let (Some(file), "instant") = (u.file, u.state.as_str()) {
+                *self.file_info.borrow_mut() = Some(file);
+                self.ctl.finish();
+            }
+        }
+        Ok(sha1)
+    }
+
+    async fn sender(&self, rx: &Mutex<mpsc::Receiver<Hashed>>) -> Result<(), EngineError> {
+        loop {
+            let next = rx.lock().await.next().await;
+            let Some(part) = next else { return Ok(()) };
+            if self.ctl.is_finished() {
+                continue;
+            }
+            if let Err(e) = self.send(&part).await {
+                // The upload ended as instant under us: nothing failed.
+                if self.ctl.is_finished() || e.code == "upload-complete" {
+                    continue;
+                }
+                rx.lock().await.close();
+                return Err(e);
+            }
+        }
+    }
+
+    async fn send(&self, part: &Hashed) -> Result<(), EngineError> {
+        let id = self.upload_id.borrow().clone();
+        let n = part.number;
+        let (mut failures, mut resigns) = (0u32, 0u32);
+        loop {
+            self.ctl.gate().await?;
+            if self.ctl.is_finished() {
+                return Ok(());
+            }
+            let wait = self.hold_until.get() - now_ms();
+            if wait > 0.0 {
+                sleep_ms(wait).await;
+                continue;
+            }
+            let signed = self.signer.url(&self.api, &id, n).await?;
+            if !self.first_put.replace(true) {
+                (self.emit)(Event::Timing { task: self.id, name: "first_put_ms", ms: now_ms() - self.started_ms });
+                self.progress.borrow_mut().start(now_ms());
+                self.state("uploading");
+            }
+            let abort = self.ctl.track(n);
+            let signal = abort.as_ref().map(|a| a.signal());
+            let headers: Vec<(&str, &str)> = signed.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let result =
+                fetch(&signed.method, &signed.url, &headers, Some(&JsValue::from(&part.bytes)), signal.as_ref()).await;
+            self.ctl.untrack(n);
+            let error = match result {
+                Ok(resp) if resp.ok() => return self.stored(part, resp.headers().get("etag").ok().flatten()).await,
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = text(&resp).await.unwrap_or_default();
+                    let expired =
+                        status == 403 || (status == 400 && (body.contains("too old") || body.contains("xpired")));
+                    if expired && resigns < RESIGNS {
+                        resigns += 1;
+                        self.signer.invalidate(n);
+                        continue;
+                    }
+                    if status == 429 {
+                        let after =
+                            resp.headers().get("retry-after").ok().flatten().and_then(|s| s.parse::<f64>().ok());
+                        self.hold_until.set(now_ms() + after.unwrap_or(2.0) * 1000.0);
+                    }
+                    let snippet: String = body.chars().take(300).collect();
+                    let e = EngineError {
+                        status: Some(status),
+                        retry: status == 408 || status == 429 || status >= 500,
+                        ..EngineError::new(
+                            "storage-refused",
+                            format!("the storage refused part {n} ({status}): {snippet}"),
+                        )
+                    };
+                    if !e.retry {
+                        return Err(e);
+                    }
+                    e
+                }
+                Err(e) => {
+                    if self.ctl.is_paused() || self.ctl.is_cancelled() || self.ctl.is_finished() {
+                        continue; // aborted on purpose: the gate decides what next
+                    }
+                    if !online() {
+                        until_online().await;
+                        continue;
+                    }
+                    EngineError::network(&e)
+                }
+            };
+            failures += 1;
+            if failures >= PART_ATTEMPTS {
+                return Err(error);
+            }
+            sleep_ms(backoff_ms(failures - 1, js_sys::Math::random())).await;
+        }
+    }
+
+    /// The part is stored: report it (the report that completes the set composes the file).
+    async fn stored(&self, part: &Hashed, etag: Option<String>) -> Result<(), EngineError> {
+        let Some(etag) = etag else {
+            return Err(EngineError::new(
+                "etag-not-readable",
+                "the storage's answer has no readable ETag: its CORS rule must expose the ETag header",
+            ));
+        };
+        let id = self.upload_id.borrow().clone();
+        let report = self.api.report(&id, part.number, &etag, &part.sha1).await?;
+        self.signer.forget(part.number);
+        self.progress.borrow_mut().sent(now_ms(), u64::from(part.bytes.length()));
+        self.report_progress();
+        if let Some(file) = report.file {
+            *self.file_info.borrow_mut() = Some(file);
+        }
+        Ok(())
+    }
+
+    /// Every part is reported: make sure the file exists and carries our SHA-1.
+    async fn finish(&self, sha1: &Sha1Hex) -> Result<Stored, EngineError> {
+        self.state("completing");
+        let id = self.upload_id.borrow().clone();
+        for attempt in 0..40u32 {
+            match self.api.complete(&id, sha1.as_str()).await {
+                Ok(u) => {
+                    if let Some(file) = u.file {
+                        return Ok(Stored::of(file, u.state == "instant"));
+                    }
+                }
+                Err(e) if e.code == "upload-completing" => {}
+                Err(e) => return Err(e),
+            }
+            sleep_ms(f64::from(100 + 50 * attempt.min(20))).await;
+        }
+        Err(EngineError::new("completion-timeout", "the backend did not finish composing the file"))
+    }
+}
+
+/// Feeds a JS buffer to a Rust hasher through a reused wasm-side buffer.
+fn feed(hasher: &mut Sha1, bytes: &Uint8Array, buf: &mut [u8]) {
+    let len = bytes.length();
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(CHUNK);
+        bytes.subarray(off, off + n).copy_to(&mut buf[..n as usize]);
+        hasher.update(&buf[..n as usize]);
+        off += n;
+    }
+}
