@@ -11,8 +11,8 @@
 #
 # Tools: garage (S3 server for the integration tests; version pinned in infra/garage/VERSION),
 # wasm-target (rustup's wasm32-unknown-unknown), wasm-bindgen (the CLI, at exactly the
-# version of the wasm-bindgen crate in Cargo.lock), chromium (Debian's, for the browser
-# tests), node-deps (npm ci of tests/e2e).
+# version of the wasm-bindgen crate in Cargo.lock), chromium (Debian's Chromium and
+# ChromeDriver, for the browser tests), node-deps (npm ci of tests/e2e).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -77,11 +77,12 @@ install_wasm_bindgen() {
 # ---- browser tests --------------------------------------------------------------------
 
 install_chromium() {
-    [[ -x /usr/bin/chromium ]] && return 0
+    # Chromium for the browser tests; its ChromeDriver for wasm-bindgen-test.
+    [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] && return 0
     command -v apt-get >/dev/null 2>&1 || die "no /usr/bin/chromium and no apt-get to install it"
-    log "installing Debian's chromium"
+    log "installing Debian's chromium and chromium-driver"
     apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >&2
 }
 
 install_node_deps() {

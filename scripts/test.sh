@@ -32,6 +32,11 @@ cargo clippy -p shardrop-engine --target wasm32-unknown-unknown --locked -- -D w
 step "rust tests"
 cargo test --workspace --locked
 
+step "engine in a browser worker (wasm-bindgen-test, headless Chromium)"
+CHROMEDRIVER=/usr/bin/chromedriver \
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="${SHARDROP_CACHE:-$HOME/.cache/shardrop}/tools/bin/wasm-bindgen-test-runner" \
+  cargo test -p shardrop-engine --target wasm32-unknown-unknown --locked
+
 step "builds"
 web-wasm/build.sh
 cargo build --release --locked --bin shardrop

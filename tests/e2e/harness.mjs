@@ -32,11 +32,16 @@ export function tempDir(prefix = "shardrop-e2e-") {
 
 /** A `shardrop serve` that can be killed and started again on the same port and data. */
 export class Server {
-  constructor({ storage = "local", env = {} } = {}) {
+  /** `web`: the folder to serve at / (default: the engine's test page with the package). */
+  constructor({ storage = "local", env = {}, web } = {}) {
     this.dir = tempDir();
     this.web = join(this.dir, "web");
-    cpSync(join(ROOT, "tests", "e2e", "page"), this.web, { recursive: true });
-    cpSync(join(ROOT, "web-wasm", "pkg"), join(this.web, "pkg"), { recursive: true });
+    if (web) {
+      cpSync(web, this.web, { recursive: true });
+    } else {
+      cpSync(join(ROOT, "tests", "e2e", "page"), this.web, { recursive: true });
+      cpSync(join(ROOT, "web-wasm", "pkg"), join(this.web, "pkg"), { recursive: true });
+    }
     this.storage = storage;
     this.extraEnv = env;
   }

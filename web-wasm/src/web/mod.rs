@@ -106,3 +106,6 @@ impl Default for Sha1Hasher {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -33,7 +33,7 @@ use crate::progress::{backoff_ms, Progress, Snapshot};
 use crate::{Plan, Sha1Hex};
 
 /// Bytes copied into wasm memory at a time for the whole-file hash (the buffer is reused).
-const CHUNK: u32 = 1 << 20;
+pub(super) const CHUNK: u32 = 1 << 20;
 /// Tries of one part PUT (network and 5xx failures) before the task fails.
 const PART_ATTEMPTS: u32 = 12;
 /// Re-signs of one part (expired URLs) before the task fails.
@@ -489,7 +489,7 @@ impl Task {
 }
 
 /// Feeds a JS buffer to a Rust hasher through a reused wasm-side buffer.
-fn feed(hasher: &mut Sha1, bytes: &Uint8Array, buf: &mut [u8]) {
+pub(super) fn feed(hasher: &mut Sha1, bytes: &Uint8Array, buf: &mut [u8]) {
     let len = bytes.length();
     let mut off = 0;
     while off < len {

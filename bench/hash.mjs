@@ -1,0 +1,43 @@
+// P1: incremental whole-file SHA-1 in a Chromium worker, the engine next to hash-wasm in
+// the same run. `node bench/hash.mjs [MiB] [rounds]` after `npm ci` in bench/ and
+// web-wasm/build.sh. Writes bench/results/hash.json.
+import { cpSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { MIB, ROOT, Server, browser, makeFile, openPage, tempDir } from "../tests/e2e/harness.mjs";
+
+const mib = Number(process.argv[2] ?? 512);
+const rounds = Number(process.argv[3] ?? 5);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const server = new Server();
+cpSync(join(ROOT, "bench", "hash-page"), server.web, { recursive: true });
+cpSync(join(ROOT, "bench", "node_modules", "hash-wasm", "dist", "index.esm.js"), join(server.web, "hash-wasm.esm.js"));
+await server.start();
+const chromium = await browser();
+try {
+  const file = await makeFile(tempDir(), "hash-bench.bin", mib * MIB);
+  const page = await openPage(chromium, server);
+  await page.setInputFiles("#pick", file.path);
+  const out = await page.evaluate((o) => window.run(o), { rounds });
+  if (out.digests.engine !== file.sha1) throw new Error("the engine's digest is wrong");
+  const mbps = (ms) => out.bytes / 1e6 / (ms / 1000);
+  const rows = Object.fromEntries(
+    Object.entries(out.times).map(([k, ts]) => [k, { median_mb_s: mbps(median(ts)), min_mb_s: mbps(Math.max(...ts)), max_mb_s: mbps(Math.min(...ts)) }]),
+  );
+  if (out.digests.engine !== out.digests["hash-wasm"]) throw new Error(`digests differ: ${JSON.stringify(out.digests)}`);
+  const result = {
+    what: "incremental whole-file SHA-1 in a dedicated worker, 8 MiB slices of a File on disk",
+    bytes: out.bytes,
+    rounds,
+    chromium: (await chromium.version()),
+    results: rows,
+    ratio_engine_to_hash_wasm: rows.engine.median_mb_s / rows["hash-wasm"].median_mb_s,
+  };
+  mkdirSync(join(ROOT, "bench", "results"), { recursive: true });
+  writeFileSync(join(ROOT, "bench", "results", "hash.json"), JSON.stringify(result, null, 2));
+  console.log(JSON.stringify(result, null, 2));
+} finally {
+  await chromium.close();
+  await server.stop();
+}

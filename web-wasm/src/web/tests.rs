@@ -1,0 +1,71 @@
+//! The engine's browser pieces in a real dedicated worker of headless Chromium
+//! (`wasm-bindgen-test`): WebCrypto against the Rust hasher, slicing a Blob, IndexedDB.
+
+use js_sys::Uint8Array;
+use sha1::{Digest, Sha1};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+use super::{io, kv, task};
+use crate::hashing::sha1;
+use crate::{Sha1B64, Sha1Hex};
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+fn bytes(n: usize) -> Vec<u8> {
+    (0..n as u32).map(|i| (i.wrapping_mul(31) ^ (i >> 7)) as u8).collect()
+}
+
+#[wasm_bindgen_test]
+fn runs_in_a_dedicated_worker() {
+    assert!(js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>().is_ok());
+}
+
+#[wasm_bindgen_test]
+async fn webcrypto_agrees_with_rust_on_known_vectors() {
+    for (input, hex) in [
+        (&b""[..], "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+        (&b"a"[..], "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"),
+        (&b"abc"[..], "a9993e364706816aba3e25717850c26c9cd0d89d"),
+    ] {
+        let web = io::finish_sha1(io::start_sha1(&Uint8Array::from(input)).unwrap()).await.unwrap();
+        assert_eq!(web, Sha1B64::from_digest(&sha1(input)));
+        assert_eq!(Sha1Hex::from_digest(&sha1(input)).as_str(), hex);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn whole_file_hash_through_the_reused_buffer() {
+    // More than one CHUNK, and not a multiple of it.
+    let data = bytes(task::CHUNK as usize * 2 + 12_345);
+    let js = Uint8Array::from(&data[..]);
+    let mut h = Sha1::new();
+    let mut buf = vec![0u8; task::CHUNK as usize];
+    task::feed(&mut h, &js, &mut buf);
+    assert_eq!(<[u8; 20]>::from(h.finalize()), sha1(&data));
+    let web = io::finish_sha1(io::start_sha1(&js).unwrap()).await.unwrap();
+    assert_eq!(web, Sha1B64::from_digest(&sha1(&data)));
+}
+
+#[wasm_bindgen_test]
+async fn reads_slices_of_a_blob() {
+    let data = bytes(100_000);
+    let parts = js_sys::Array::of1(&Uint8Array::from(&data[..]));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap();
+    for (start, end) in [(0u64, 0u64), (0, 1), (99_999, 100_000), (12_345, 67_890), (0, 100_000)] {
+        let got = io::read(&blob, start, end).await.unwrap().to_vec();
+        assert_eq!(got, &data[start as usize..end as usize]);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn indexeddb_keeps_what_resume_needs() {
+    kv::delete("k").await;
+    assert_eq!(kv::get("k").await, None);
+    kv::put("k", "{\"upload_id\":\"up_1\"}").await;
+    assert_eq!(kv::get("k").await.as_deref(), Some("{\"upload_id\":\"up_1\"}"));
+    kv::put("k", "v2").await;
+    assert_eq!(kv::get("k").await.as_deref(), Some("v2"));
+    kv::delete("k").await;
+    assert_eq!(kv::get("k").await, None);
+}
