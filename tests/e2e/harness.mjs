@@ -44,6 +44,8 @@ export class Server {
     }
     this.storage = storage;
     this.extraEnv = env;
+    // Fixed for the server's life: a restart must find its objects again.
+    this.prefix = `e2e-${randomBytes(6).toString("hex")}/`;
   }
 
   async start() {
@@ -66,7 +68,7 @@ export class Server {
         SHARDROP__STORAGE__S3__BUCKET: need("SHARDROP_TEST_S3_BUCKET"),
         SHARDROP__STORAGE__S3__ACCESS_KEY_ID: need("SHARDROP_TEST_S3_ACCESS_KEY_ID"),
         SHARDROP__STORAGE__S3__SECRET_ACCESS_KEY: need("SHARDROP_TEST_S3_SECRET_ACCESS_KEY"),
-        SHARDROP__STORAGE__S3__PREFIX: `e2e-${randomBytes(6).toString("hex")}/`,
+        SHARDROP__STORAGE__S3__PREFIX: this.prefix,
         SHARDROP__STORAGE__S3__CORS_ORIGINS: JSON.stringify([this.origin]),
       });
     }
@@ -105,10 +107,6 @@ export class Server {
       .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
   }
 
-  /** Part PUTs that the storage accepted (local store: counted by the server itself). */
-  partPuts() {
-    return this.metric("shardrop_http_requests_total", 'route="/api/v1/local/parts"', 'status="200"');
-  }
 
   /** SHA-1 of a stored file, fetched through its download redirect. */
   async storedSha1(fileId) {
@@ -154,10 +152,15 @@ export async function browser() {
   });
 }
 
-/** Opens the engine's test page. */
+/** Opens the engine's test page. `page.partPuts` counts part PUTs its worker starts. */
 export async function openPage(b, server) {
   const page = await b.newPage();
   page.on("pageerror", (e) => console.error("page error:", e));
+  page.partPuts = 0;
+  // Part PUTs go to storage (or the local store); reports are PUTs to /api/v1/uploads/.
+  page.on("request", (r) => {
+    if (r.method() === "PUT" && !r.url().includes("/api/v1/uploads/")) page.partPuts++;
+  });
   await page.goto(`${server.origin}/index.html`);
   await page.waitForFunction(() => window.ready === true);
   return page;
