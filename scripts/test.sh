@@ -3,7 +3,8 @@
 # pinned; Chromium; npm packages), makes sure PostgreSQL and Redis answer on 127.0.0.1
 # (starting them when they do not), starts a Garage for this run, then runs lints, the
 # Rust unit and integration tests, the docs walk-through against a real `shardrop serve`,
-# and the browser tests (headless Chromium driving the wasm engine).
+# and the browser tests (headless Chromium driving the wasm engine and the page; the
+# page's screenshots land in tests/artifacts/ and docs/screenshot.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -39,6 +40,7 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="${SHARDROP_CACHE:-$HOME/.cache/shard
 
 step "builds"
 web-wasm/build.sh
+www/build.sh
 cargo build --release --locked --bin shardrop
 
 step "docs walk-through"

@@ -50,6 +50,8 @@ export interface UploaderOptions {
 }
 
 export interface UploadHooks {
+  /** The name to store the file under (default: `file.name`), e.g. its path in a dropped folder. */
+  name?: string;
   onProgress?: (progress: Progress, task: UploadTask) => void;
   onStateChange?: (state: UploadState, task: UploadTask) => void;
 }

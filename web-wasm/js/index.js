@@ -35,8 +35,8 @@ export class Uploader {
     });
   }
 
-  /** Starts uploading `file`; returns its task at once. */
-  upload(file, { onProgress, onStateChange } = {}) {
+  /** Starts uploading `file` (named `name`, e.g. its path in a dropped folder); returns its task at once. */
+  upload(file, { onProgress, onStateChange, name } = {}) {
     const id = this.#next++;
     const task = new UploadTask(id, file, (type) => this.#worker.postMessage({ type, task: id }), {
       onProgress,
@@ -44,7 +44,7 @@ export class Uploader {
       onEnd: () => this.#tasks.delete(id),
     });
     this.#tasks.set(id, task);
-    this.#worker.postMessage({ type: "upload", task: id, file, ...this.#options });
+    this.#worker.postMessage({ type: "upload", task: id, file, name, ...this.#options });
     return task;
   }
 

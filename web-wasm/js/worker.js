@@ -7,6 +7,6 @@ let engine;
 self.onmessage = async ({ data: m }) => {
   await ready;
   engine ??= new Engine((event) => self.postMessage(event));
-  if (m.type === "upload") engine.upload(m.task, m.file, m.endpoint, m.token ?? undefined, m.concurrency);
+  if (m.type === "upload") engine.upload(m.task, m.file, m.endpoint, m.token ?? undefined, m.concurrency, m.name ?? undefined);
   else if (m.type === "pause" || m.type === "resume" || m.type === "cancel") engine[m.type](m.task);
 };

@@ -245,6 +245,16 @@ impl TestApp {
         .await
     }
 
+    /// PUTs a part (signed for its real SHA-1) and reports it; answers the report's JSON.
+    pub async fn send_part(&self, upload: &str, number: u32, bytes: &[u8]) -> Value {
+        let sha = sha1_b64(bytes);
+        let (status, etag) = self.put_part(upload, number, bytes, &sha).await;
+        assert_eq!(status, 200, "part {number} PUT");
+        let (status, v) = self.report(upload, number, &etag, &sha).await;
+        assert_eq!(status, 200, "report {number}: {v}");
+        v
+    }
+
     /// Sends a whole file made of `parts` (each a full part but the last) and reports them
     /// in order. Answers the upload id and the last report.
     pub async fn upload(&self, name: &str, parts: &[Vec<u8>]) -> (String, Value) {
@@ -253,13 +263,7 @@ impl TestApp {
         let id = created["upload_id"].as_str().unwrap().to_owned();
         let mut last = Value::Null;
         for (i, bytes) in parts.iter().enumerate() {
-            let n = i as u32 + 1;
-            let sha = sha1_b64(bytes);
-            let (status, etag) = self.put_part(&id, n, bytes, &sha).await;
-            assert_eq!(status, 200, "part {n} PUT");
-            let (status, v) = self.report(&id, n, &etag, &sha).await;
-            assert_eq!(status, 200, "report {n}: {v}");
-            last = v;
+            last = self.send_part(&id, i as u32 + 1, bytes).await;
         }
         (id, last)
     }

@@ -105,10 +105,7 @@ async fn part_reported_five_times_counts_once(backend: Backend) {
         assert_eq!((status, &v["parts_done"], &v["state"]), (200, &json!(1), &json!("uploading")), "{v}");
     }
     for n in [2u32, 3] {
-        let bytes = &parts[n as usize - 1];
-        let sha = sha1_b64(bytes);
-        let (_, etag) = app.put_part(id, n, bytes, &sha).await;
-        let (_, v) = app.report(id, n, &etag, &sha).await;
+        let v = app.send_part(id, n, &parts[n as usize - 1]).await;
         assert_eq!(v["parts_done"], n);
         assert_eq!(v["state"], if n == 3 { "complete" } else { "uploading" });
     }
@@ -122,9 +119,7 @@ async fn resume_by_name_size_and_mtime(backend: Backend) {
     let (status, first) = app.post("/uploads", req.clone()).await;
     assert_eq!(status, 201);
     let id = first["upload_id"].as_str().unwrap();
-    let sha = sha1_b64(&parts[1]);
-    let (_, etag) = app.put_part(id, 2, &parts[1], &sha).await;
-    app.report(id, 2, &etag, &sha).await;
+    app.send_part(id, 2, &parts[1]).await;
     let (status, again) = app.post("/uploads", req).await;
     assert_eq!((status, &again["upload_id"], &again["parts_done"]), (200, &first["upload_id"], &json!([2])));
     // Another modification time is another file.
@@ -162,9 +157,7 @@ async fn instant_upload_of_verified_content(backend: Backend) {
     // The hash learnt mid-upload: the upload ends as instant and its parts are dropped.
     let created = app.create("late.bin", whole.len() as u64).await;
     let late = created["upload_id"].as_str().unwrap();
-    let psha = sha1_b64(&parts[0]);
-    let (_, etag) = app.put_part(late, 1, &parts[0], &psha).await;
-    app.report(late, 1, &etag, &psha).await;
+    app.send_part(late, 1, &parts[0]).await;
     let (status, v) = app.call(reqwest::Method::PATCH, &format!("/uploads/{late}"), Some(json!({"sha1": sha}))).await;
     assert_eq!((status, &v["state"], &v["file"]["file_id"]), (200, &json!("instant"), &json!(file_id)), "{v}");
     assert_eq!(app.metric("shardrop_compositions_total").await, 1);
@@ -189,9 +182,7 @@ async fn abort_removes_the_upload_everywhere(backend: Backend) {
     let parts = three_parts(7);
     let created = app.create("abort.bin", parts.iter().map(|p| p.len() as u64).sum()).await;
     let id = created["upload_id"].as_str().unwrap();
-    let sha = sha1_b64(&parts[0]);
-    let (_, etag) = app.put_part(id, 1, &parts[0], &sha).await;
-    app.report(id, 1, &etag, &sha).await;
+    app.send_part(id, 1, &parts[0]).await;
     let row = shardrop_backend::uploads::repo::get(&app.state.db, id).await.unwrap().unwrap();
     let storage_upload = row.storage_upload_id.unwrap();
     let (status, _) = app.call(reqwest::Method::DELETE, &format!("/uploads/{id}"), None).await;
@@ -241,9 +232,7 @@ async fn reaper_aborts_idle_uploads(backend: Backend) {
     let parts = three_parts(8);
     let idle = app.create("idle.bin", parts.iter().map(|p| p.len() as u64).sum()).await;
     let idle = idle["upload_id"].as_str().unwrap();
-    let sha = sha1_b64(&parts[0]);
-    let (_, etag) = app.put_part(idle, 1, &parts[0], &sha).await;
-    app.report(idle, 1, &etag, &sha).await;
+    app.send_part(idle, 1, &parts[0]).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let active = app.create("active.bin", 10).await;
     let swept = shardrop_backend::uploads::reaper::sweep(&app.state).await.unwrap();

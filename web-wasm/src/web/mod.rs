@@ -36,8 +36,17 @@ impl Engine {
         Engine { post, tasks: Rc::default() }
     }
 
-    /// Starts uploading `file` as task `task` against the API at `endpoint` (absolute URL).
-    pub fn upload(&self, task: u32, file: web_sys::File, endpoint: String, token: Option<String>, concurrency: u32) {
+    /// Starts uploading `file` as task `task` against the API at `endpoint` (absolute URL),
+    /// named `name` (e.g. a path inside a dropped folder) or the file's own name.
+    pub fn upload(
+        &self,
+        task: u32,
+        file: web_sys::File,
+        endpoint: String,
+        token: Option<String>,
+        concurrency: u32,
+        name: Option<String>,
+    ) {
         let post = self.post.clone();
         let emit: Rc<dyn Fn(Event)> = Rc::new(move |event: Event| {
             let serializer = serde_wasm_bindgen::Serializer::json_compatible();
@@ -45,7 +54,8 @@ impl Engine {
                 let _ = post.call1(&JsValue::NULL, &v);
             }
         });
-        let t = Rc::new(Task::new(task, file, api::Api::new(&endpoint, token), concurrency as usize, emit));
+        let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| file.name());
+        let t = Rc::new(Task::new(task, file, name, api::Api::new(&endpoint, token), concurrency as usize, emit));
         self.tasks.borrow_mut().insert(task, t.ctl.clone());
         let tasks = self.tasks.clone();
         wasm_bindgen_futures::spawn_local(async move {

@@ -103,6 +103,8 @@ struct Hashed {
 pub struct Task {
     pub id: u32,
     file: File,
+    /// The upload's name: the file's own, or its path inside a dropped folder.
+    name: String,
     api: Api,
     pub ctl: Rc<Control>,
     emit: Rc<dyn Fn(Event)>,
@@ -119,11 +121,12 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(id: u32, file: File, api: Api, concurrency: usize, emit: Rc<dyn Fn(Event)>) -> Self {
+    pub fn new(id: u32, file: File, name: String, api: Api, concurrency: usize, emit: Rc<dyn Fn(Event)>) -> Self {
         let size = file.size() as u64;
         Self {
             id,
             file,
+            name,
             api,
             ctl: Rc::new(Control::default()),
             emit,
@@ -151,7 +154,7 @@ impl Task {
     }
 
     fn fingerprint(&self) -> String {
-        format!("{}\u{0}{}\u{0}{}", self.file.name(), self.file.size(), self.file.last_modified())
+        format!("{}\u{0}{}\u{0}{}", self.name, self.file.size(), self.file.last_modified())
     }
 
     pub async fn run(self: Rc<Self>) {
@@ -186,7 +189,7 @@ impl Task {
             Some(u) => u,
             None => {
                 let mut req = json!({
-                    "name": self.file.name(),
+                    "name": self.name,
                     "size": size,
                     "last_modified": self.file.last_modified() as i64,
                     "probe": self.probe(size).await?.as_str(),
