@@ -22,9 +22,11 @@ ensure_postgres() {
   if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
     pg_createcluster "$version" main >/dev/null
     # Tests connect as postgres over TCP without a password, as on CI's machines.
-    printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' \
-      | cat - "/etc/postgresql/$version/main/pg_hba.conf" > /tmp/pg_hba.$$ \
-      && mv /tmp/pg_hba.$$ "/etc/postgresql/$version/main/pg_hba.conf"
+    local hba="/etc/postgresql/$version/main/pg_hba.conf" tmp
+    tmp=$(mktemp)
+    printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' | cat - "$hba" > "$tmp"
+    install -m 0640 -o postgres -g postgres "$tmp" "$hba"
+    rm -f "$tmp"
   fi
   pg_ctlcluster --skip-systemctl-redirect "$version" main start
   wait_up 5432
