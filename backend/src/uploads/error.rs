@@ -57,7 +57,10 @@ fn summarize(numbers: &[u32]) -> String {
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         use StatusCode as S;
-        let (status, code) = match &e {
+        let (status, code) = match e {
+            UploadError::Storage(inner) => return inner.into(),
+            UploadError::Tracker(inner) => return inner.into(),
+            UploadError::Db(inner) => return inner.into(),
             UploadError::NotFound => (S::NOT_FOUND, "upload-not-found"),
             UploadError::FileTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "file-too-large"),
             UploadError::InvalidName(_) => (S::UNPROCESSABLE_ENTITY, "invalid-name"),
@@ -72,14 +75,6 @@ impl From<UploadError> for ApiError {
             UploadError::Completing => (S::CONFLICT, "upload-completing"),
             UploadError::PartsMissing(_) => (S::CONFLICT, "parts-missing"),
             UploadError::Sha1Conflict => (S::CONFLICT, "sha1-conflict"),
-            UploadError::Storage(_) | UploadError::Tracker(_) | UploadError::Db(_) => {
-                return match e {
-                    UploadError::Storage(e) => e.into(),
-                    UploadError::Tracker(e) => e.into(),
-                    UploadError::Db(e) => e.into(),
-                    _ => ApiError::internal("unreachable", &"upload error"),
-                }
-            }
         };
         ApiError::new(status, code, e.to_string())
     }
