@@ -60,8 +60,8 @@ describe("the page", () => {
       big: await makeFile(dir, "holiday-video.mp4", 300e6),
       doc: await makeFile(dir, "report.pdf", 5 * MIB + 7),
       small: await makeFile(dir, "notes.txt", 1234),
-      pause: await makeFile(dir, "pause-me.bin", 96 * MIB),
-      cancel: await makeFile(dir, "cancel-me.bin", 96 * MIB),
+      pause: await makeFile(dir, "pause-me.bin", 300e6),
+      cancel: await makeFile(dir, "cancel-me.bin", 300e6),
       reload: await makeFile(dir, "reload-me.bin", 160 * MIB),
     };
     const folder = join(dir, "photos");
@@ -136,8 +136,8 @@ describe("the page", () => {
 
   test("pause all stops every upload; resume all finishes them", async () => {
     const page = await openApp(chromium, server);
-    const a = await makeFile(dir, "all-a.bin", 64 * MIB);
-    const b = await makeFile(dir, "all-b.bin", 64 * MIB);
+    const a = await makeFile(dir, "all-a.bin", 160 * MIB);
+    const b = await makeFile(dir, "all-b.bin", 160 * MIB);
     await page.setInputFiles("#pick-files", [a.path, b.path]);
     await waitState(page, "all-a.bin", ["uploading"]);
     await page.getByRole("button", { name: "Pause all", exact: true }).click();
