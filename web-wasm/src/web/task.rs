@@ -303,7 +303,7 @@ impl Task {
         done: &BTreeSet<u32>,
         whole: Option<Sha1Hex>,
     ) -> Result<Sha1Hex, EngineError> {
-        // Capacity 1 (+ the part each sender holds): memory stays (concurrency + 2) parts.
+        // Capacity 1 (+ the one each sender holds): hashing stays a few parts ahead of sending.
         let (tx, rx) = mpsc::channel::<Hashed>(0);
         let rx = Mutex::new(rx);
         let hasher = self.hasher(plan, done, tx, whole);
