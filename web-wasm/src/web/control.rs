@@ -78,10 +78,16 @@ impl Control {
         self.wake();
     }
 
-    /// A handle whose abort stops the request of part `number`.
+    /// A handle whose abort stops the request of part `number`. A request registered after
+    /// a pause, cancel or finish (its caller passed the gate before, then awaited something
+    /// else) is aborted at once, so no new PUT ever starts while paused.
     pub fn track(&self, number: u32) -> Option<AbortController> {
         let c = AbortController::new().ok()?;
-        self.in_flight.borrow_mut().insert(number, c.clone());
+        if self.paused.get() || self.cancelled.get() || self.finished.get() {
+            c.abort();
+        } else {
+            self.in_flight.borrow_mut().insert(number, c.clone());
+        }
         Some(c)
     }
 
