@@ -400,6 +400,9 @@ impl Task {
                 continue;
             }
             let signed = self.signer.url(&self.api, &id, n).await?;
+            if self.ctl.is_paused() || self.ctl.is_cancelled() || self.ctl.is_finished() {
+                continue; // paused while signing: no await from here to fetch(), so none slips through
+            }
             if !self.first_put.replace(true) {
                 (self.emit)(Event::Timing { task: self.id, name: "first_put_ms", ms: now_ms() - self.started_ms });
                 self.progress.borrow_mut().start(now_ms());
