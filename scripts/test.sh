@@ -22,7 +22,10 @@ step "garage"
 GARAGE_DIR="$ROOT/target/garage-test"
 # Ports of its own, so a developer's dev Garage (infra/garage/dev.sh, port 3900) can keep running.
 export GARAGE_S3_PORT=${GARAGE_S3_PORT:-3910} GARAGE_RPC_PORT=${GARAGE_RPC_PORT:-3911} GARAGE_ADMIN_PORT=${GARAGE_ADMIN_PORT:-3913}
-trap 'infra/garage/dev.sh stop "$GARAGE_DIR" >/dev/null 2>&1 || true' EXIT
+# A fresh Garage each run, deleted at the end with all it stored (GBs per run).
+stop_garage() { infra/garage/dev.sh stop "$GARAGE_DIR" >/dev/null 2>&1 || true; rm -rf "$GARAGE_DIR"; }
+stop_garage
+trap stop_garage EXIT
 eval "$(infra/garage/dev.sh start "$GARAGE_DIR" --export)"
 
 step "lints"

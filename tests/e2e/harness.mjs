@@ -26,8 +26,17 @@ export function freePort() {
   });
 }
 
+// Every temp dir made here (test files of hundreds of MB, server data) goes when the
+// test process ends, whatever way it ends: runs must not fill the disk.
+const made = [];
+process.on("exit", () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = "shardrop-e2e-") {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** A `shardrop serve` that can be killed and started again on the same port and data. */
