@@ -48,12 +48,7 @@ impl Engine {
         name: Option<String>,
     ) {
         let post = self.post.clone();
-        let emit: Rc<dyn Fn(Event)> = Rc::new(move |event: Event| {
-            let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-            if let Ok(v) = serde::Serialize::serialize(&event, &serializer) {
-                let _ = post.call1(&JsValue::NULL, &v);
-            }
-        });
+        let emit: Rc<dyn Fn(Event)> = Rc::new(move |event: Event| post_event(&post, &event));
         let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| file.name());
         let t = Rc::new(Task::new(task, file, name, api::Api::new(&endpoint, token), concurrency as usize, emit));
         self.tasks.borrow_mut().insert(task, t.ctl.clone());
@@ -85,10 +80,15 @@ impl Engine {
     }
 
     fn state(&self, task: u32, state: &str) {
-        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-        if let Ok(v) = serde::Serialize::serialize(&Event::State { task, state }, &serializer) {
-            let _ = self.post.call1(&JsValue::NULL, &v);
-        }
+        post_event(&self.post, &Event::State { task, state });
+    }
+}
+
+/// Posts an event to the page as a plain JS object.
+fn post_event(post: &js_sys::Function, event: &Event) {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    if let Ok(v) = serde::Serialize::serialize(event, &serializer) {
+        let _ = post.call1(&JsValue::NULL, &v);
     }
 }
 
