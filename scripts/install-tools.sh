@@ -12,7 +12,9 @@
 # Tools: garage (S3 server for the integration tests; version pinned in infra/garage/VERSION),
 # wasm-target (rustup's wasm32-unknown-unknown), wasm-bindgen (the CLI, at exactly the
 # version of the wasm-bindgen crate in Cargo.lock), chromium (Debian's Chromium and
-# ChromeDriver, for the browser tests), node-deps (npm ci of tests/e2e).
+# ChromeDriver, for the browser tests), rgw (Debian's Ceph mon, OSD, mgr and radosgw, for
+# infra/ceph/rgw.sh), nginx (Debian's nginx-light, the load balancer of infra/local/),
+# node-deps (npm ci of tests/e2e).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,7 +25,7 @@ TOOLS_ROOT=$CACHE/tools                 # cargo install --root: binaries land in
 GARAGE_VERSION=$(tr -d ' \n' <"$REPO_ROOT/infra/garage/VERSION")
 GARAGE_BUILD_DIR=$CACHE/garage-build    # cargo target dir for the Garage build
 
-ALL_TOOLS=(garage wasm-target wasm-bindgen chromium node-deps)
+ALL_TOOLS=(garage wasm-target wasm-bindgen chromium rgw nginx node-deps)
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -85,6 +87,33 @@ install_chromium() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >&2
 }
 
+# ---- Ceph RGW --------------------------------------------------------------------------
+
+install_rgw() {
+    # A second S3 server for the tests, run as plain processes by infra/ceph/rgw.sh
+    # (ceph-mgr only with RGW_MGR=1).
+    [[ -x /usr/bin/radosgw && -x /usr/bin/ceph-mon && -x /usr/bin/ceph-osd ]] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "no /usr/bin/radosgw and no apt-get to install it"
+    log "installing Debian's radosgw, ceph-mon, ceph-osd and ceph-mgr"
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        radosgw ceph-mon ceph-osd ceph-mgr >&2
+}
+
+# ---- nginx -----------------------------------------------------------------------------
+
+install_nginx() {
+    # The load balancer in front of the local cluster's replicas and Garage nodes
+    # (infra/local/cluster.py runs it as a plain process with a config of its own).
+    command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "no nginx and no apt-get to install it"
+    log "installing Debian's nginx-light"
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light >&2
+    # The package starts a system nginx on port 80; the cluster runs its own.
+    if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+}
+
 install_node_deps() {
     command -v npm >/dev/null 2>&1 || die "npm is not on PATH (install Node.js first)"
     local dir=$REPO_ROOT/tests/e2e
@@ -106,6 +135,8 @@ install_one() {
     wasm-target) install_wasm_target ;;
     wasm-bindgen) install_wasm_bindgen ;;
     chromium) install_chromium ;;
+    rgw) install_rgw ;;
+    nginx) install_nginx ;;
     node-deps) install_node_deps ;;
     *) die "unknown tool '$1' (known: ${ALL_TOOLS[*]})" ;;
     esac

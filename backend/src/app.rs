@@ -86,6 +86,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()?),
             replica: format!("{}-{}", std::process::id(), addr.port()),
         });
+        crate::files::verify::spawn_worker(state.clone());
         if settings.reaper.enabled {
             crate::uploads::reaper::spawn(state.clone(), Duration::from_secs(settings.reaper.interval_secs.max(1)));
         }

@@ -111,6 +111,17 @@ pub struct S3Settings {
     pub cors_origins: Vec<String>,
     /// Write the bucket's CORS and lifecycle rules at start-up.
     pub configure_bucket: bool,
+    /// Which part digest the server is trusted to enforce; `auto` tests it at start-up.
+    pub part_check: PartCheckSetting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartCheckSetting {
+    /// Send the server a part with a wrong digest at start-up and see what it refuses.
+    Auto,
+    Sha1,
+    Md5,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +139,9 @@ pub struct UploadSettings {
     pub download_ttl_secs: u64,
     /// Most parts signed by one request.
     pub max_sign_batch: usize,
+    /// How long a replica may hold an upload's completion; if it dies meanwhile, another
+    /// replica takes the completion over after this long.
+    pub completion_lease_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +209,7 @@ impl Default for S3Settings {
             prefix: String::new(),
             cors_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
             configure_bucket: true,
+            part_check: PartCheckSetting::Auto,
         }
     }
 }
@@ -210,6 +225,8 @@ impl Default for UploadSettings {
             sign_ttl_secs: 15 * 60,
             download_ttl_secs: 5 * 60,
             max_sign_batch: 1_000,
+            // Composing 10,000 parts takes seconds; a minute leaves room for a slow server.
+            completion_lease_secs: 60,
         }
     }
 }
@@ -272,8 +289,13 @@ impl Settings {
         if self.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!("listen: {:?} is not host:port", self.listen)));
         }
-        if self.uploads.max_sign_batch == 0 || self.uploads.sign_ttl_secs == 0 {
-            return Err(ConfigError::Invalid("uploads.max_sign_batch and sign_ttl_secs must be > 0".into()));
+        if self.uploads.max_sign_batch == 0
+            || self.uploads.sign_ttl_secs == 0
+            || self.uploads.completion_lease_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "uploads.max_sign_batch, sign_ttl_secs and completion_lease_secs must be > 0".into(),
+            ));
         }
         if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
             return Err(ConfigError::Invalid("storage.s3.bucket is empty".into()));
@@ -289,12 +311,61 @@ impl Settings {
             self.database.url.clone()
         }
     }
+
+    /// What `shardrop check-config` shows: these settings with every secret replaced by
+    /// [`REDACTED`]: the S3 secret key, the local store's key, and the password of each URL
+    /// (database, Redis). An empty secret stays empty, so "unset" still reads as unset.
+    pub fn redacted(&self) -> Self {
+        let mut s = self.clone();
+        for secret in [&mut s.storage.s3.secret_access_key, &mut s.storage.local.secret] {
+            if !secret.is_empty() {
+                *secret = REDACTED.into();
+            }
+        }
+        s.database.url = redact_url(&s.database.url);
+        s.tracker.redis_url = redact_url(&s.tracker.redis_url);
+        s
+    }
 }
+
+/// Stands in for a secret in [`Settings::redacted`].
+pub const REDACTED: &str = "<redacted>";
 
 fn read_secret(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
         .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })
+}
+
+/// `scheme://user:password@host/path?password=x` with both passwords redacted. The user
+/// part ends at the last `@` before the query, so a password with a stray `/` or `@` in it
+/// is still hidden (at worst a path containing `@` is hidden too).
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = format!("{scheme}://");
+    match before_query.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => out.push_str(&format!("{user}:{REDACTED}@{host}")),
+            None => out.push_str(before_query),
+        },
+        None => out.push_str(before_query),
+    }
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("password") => format!("{key}={REDACTED}"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -329,6 +400,38 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shardrop.example.toml");
         let from_file: Settings = Figment::from(Toml::file_exact(path)).extract().unwrap();
         assert_eq!(serde_json::to_value(from_file).unwrap(), serde_json::to_value(Settings::default()).unwrap());
+    }
+
+    #[test]
+    fn redacted_hides_every_secret_and_nothing_else() {
+        let mut s = Settings::default();
+        s.storage.s3.secret_access_key = "s3-key-secret".into();
+        s.storage.local.secret = "local-key-secret".into();
+        s.database.url = "postgres://shardrop:db-secret@db:5432/shardrop?sslmode=require&password=q-secret".into();
+        s.tracker.redis_url = "redis://:redis-secret@redis:6379/0".into();
+        let r = s.redacted();
+        let shown = serde_json::to_string(&r).unwrap();
+        for secret in ["s3-key-secret", "local-key-secret", "db-secret", "q-secret", "redis-secret"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert_eq!(
+            r.database.url,
+            "postgres://shardrop:<redacted>@db:5432/shardrop?sslmode=require&password=<redacted>"
+        );
+        assert_eq!(r.tracker.redis_url, "redis://:<redacted>@redis:6379/0");
+        assert_eq!(r.storage.s3.secret_access_key, REDACTED);
+        assert_eq!(r.storage.s3.access_key_id, s.storage.s3.access_key_id);
+        assert_eq!(r.listen, s.listen);
+    }
+
+    #[test]
+    fn redact_url_keeps_urls_without_a_password() {
+        for url in ["", "sqlite://./data/shardrop.db?mode=rwc", "redis://127.0.0.1:6379", "postgres://shardrop@db/x"] {
+            assert_eq!(redact_url(url), url);
+        }
+        // An unencoded `/` or `@` in a password must not leak its tail.
+        assert_eq!(redact_url("postgres://u:a/b@c@db/x"), "postgres://u:<redacted>@db/x");
+        assert_eq!(Settings::default().redacted().storage.s3.secret_access_key, "");
     }
 
     #[test]

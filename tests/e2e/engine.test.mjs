@@ -1,7 +1,8 @@
 // The upload engine in real headless Chromium, against a real `shardrop serve` on the
 // embedded store and on Garage (parts PUT straight to Garage, cross-origin): a 300 MB file
 // stored intact, duplicates sending 0 parts, cancel, the server killed mid-upload, and a
-// page reloaded mid-upload sending only the missing parts.
+// page reloaded mid-upload sending only the missing parts. And on Ceph RGW, which checks
+// parts by Content-MD5 only: the engine signs each part with its MD5 too.
 
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
@@ -122,5 +123,33 @@ for (const [label, storage, skip] of STORES) describe(`engine on ${label}`, { sk
     assert.ok(resent > 0);
     assert.equal(await server.storedSha1(t.result.file_id), files.reload.sha1);
     await page.close();
+  });
+});
+
+describe("engine on Ceph RGW", { skip: !process.env.SHARDROP_TEST_RGW_ENDPOINT && "SHARDROP_TEST_RGW_* not set" }, () => {
+  let server, chromium;
+  before(async () => {
+    server = await new Server({ storage: "s3", s3: "SHARDROP_TEST_RGW_" }).start();
+    chromium = await browser();
+  });
+  after(async () => {
+    await chromium?.close();
+    await server?.stop();
+  });
+
+  test("parts carry their Content-MD5, and the file is stored intact", async () => {
+    const page = await openPage(chromium, server);
+    const md5s = [];
+    page.on("request", (r) => {
+      if (r.method() === "PUT" && !r.url().includes("/api/v1/")) md5s.push(r.headers()["content-md5"]);
+    });
+    const file = await makeFile(tempDir(), "rgw.bin", 60 * MIB + 123);
+    await startUpload(page, file);
+    const t = await finished(page, file.name);
+    assert.equal(t.error, undefined, JSON.stringify(t.error));
+    assert.equal(t.state, "complete");
+    assert.equal(await server.storedSha1(t.result.file_id), file.sha1);
+    assert.equal(md5s.length, Math.ceil(file.size / (8 * MIB)));
+    assert.ok(md5s.every((m) => /^[A-Za-z0-9+/]{22}==$/.test(m ?? "")), JSON.stringify(md5s));
   });
 });

@@ -42,7 +42,9 @@ export function tempDir(prefix = "shardrop-e2e-") {
 /** A `shardrop serve` that can be killed and started again on the same port and data. */
 export class Server {
   /** `web`: the folder to serve at / (default: the engine's test page with the package). */
-  constructor({ storage = "local", env = {}, web } = {}) {
+  /** `s3`: the prefix of the env vars naming the S3 server (Garage by default, or RGW). */
+  constructor({ storage = "local", env = {}, web, s3 = "SHARDROP_TEST_S3_" } = {}) {
+    this.s3 = s3;
     this.dir = tempDir();
     this.web = join(this.dir, "web");
     if (web) {
@@ -72,11 +74,11 @@ export class Server {
       const need = (k) => process.env[k] ?? (() => { throw new Error(`${k} is not set: run through scripts/test.sh`); })();
       Object.assign(env, {
         SHARDROP__STORAGE__KIND: "s3",
-        SHARDROP__STORAGE__S3__ENDPOINT: need("SHARDROP_TEST_S3_ENDPOINT"),
-        SHARDROP__STORAGE__S3__REGION: need("SHARDROP_TEST_S3_REGION"),
-        SHARDROP__STORAGE__S3__BUCKET: need("SHARDROP_TEST_S3_BUCKET"),
-        SHARDROP__STORAGE__S3__ACCESS_KEY_ID: need("SHARDROP_TEST_S3_ACCESS_KEY_ID"),
-        SHARDROP__STORAGE__S3__SECRET_ACCESS_KEY: need("SHARDROP_TEST_S3_SECRET_ACCESS_KEY"),
+        SHARDROP__STORAGE__S3__ENDPOINT: need(`${this.s3}ENDPOINT`),
+        SHARDROP__STORAGE__S3__REGION: need(`${this.s3}REGION`),
+        SHARDROP__STORAGE__S3__BUCKET: need(`${this.s3}BUCKET`),
+        SHARDROP__STORAGE__S3__ACCESS_KEY_ID: need(`${this.s3}ACCESS_KEY_ID`),
+        SHARDROP__STORAGE__S3__SECRET_ACCESS_KEY: need(`${this.s3}SECRET_ACCESS_KEY`),
         SHARDROP__STORAGE__S3__PREFIX: this.prefix,
         SHARDROP__STORAGE__S3__CORS_ORIGINS: JSON.stringify([this.origin]),
       });

@@ -13,5 +13,5 @@ pub mod progress;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
-pub use hashing::{Sha1B64, Sha1Hex};
+pub use hashing::{Md5B64, Sha1B64, Sha1Hex};
 pub use plan::{Plan, PlanError};

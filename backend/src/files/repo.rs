@@ -139,11 +139,36 @@ pub async fn set_verdict(
     Ok(get(db, id).await?.map(|f| f.status).unwrap_or_default())
 }
 
-/// Files still waiting for verification since before `before` (their verifier died).
-pub async fn pending_since(db: &Db, before: i64, limit: i64) -> Result<Vec<FileRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE status = 'pending' AND created_at < $1 LIMIT $2"))
-        .bind(before)
-        .bind(limit)
-        .fetch_all(db)
-        .await
+/// Notes that the file was just put on the verification queue.
+pub async fn mark_queued(db: &Db, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE files SET verify_queued_at = $2 WHERE id = $1").bind(id).bind(now).execute(db).await?;
+    Ok(())
+}
+
+/// Pending files queued (or made) so long ago that their job must have been lost: before
+/// `before`, plus the time reading the file at a slow 20 MB/s would take. Answers each id
+/// with the queue time it was seen with, for [`claim_requeue`].
+pub async fn verify_overdue(db: &Db, before: i64, limit: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, COALESCE(verify_queued_at, created_at) FROM files \
+         WHERE status = 'pending' AND COALESCE(verify_queued_at, created_at) + size / 20000 < $1 LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Claims the queueing again of an overdue file: true for exactly one caller.
+pub async fn claim_requeue(db: &Db, id: &str, seen: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE files SET verify_queued_at = $3 \
+         WHERE id = $1 AND status = 'pending' AND COALESCE(verify_queued_at, created_at) = $2",
+    )
+    .bind(id)
+    .bind(seen)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

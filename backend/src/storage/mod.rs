@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
-use shardrop_engine::Sha1B64;
+use shardrop_engine::{Md5B64, Sha1B64};
 
 pub mod error;
 pub mod local;
@@ -34,8 +34,22 @@ pub struct PartTarget<'a> {
     pub size: u64,
     /// SHA-1 of the part; signed, so the storage refuses other bytes.
     pub sha1: &'a Sha1B64,
+    /// MD5 of the part, when the client gave it; signed as `Content-MD5`.
+    pub md5: Option<&'a Md5B64>,
     /// Content type of the object (signed into single PUTs).
     pub content_type: &'a str,
+}
+
+/// Which digest of a part the storage itself checks, so that a part corrupted on the way
+/// is refused before it is stored. Detected at start-up, never assumed (see `s3.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PartCheck {
+    /// `x-amz-checksum-sha1` (Garage, AWS, MinIO, Ceph from Squid on, the local store).
+    Sha1,
+    /// `Content-MD5` (servers that ignore SHA-1 checksums, such as Ceph RGW 16): clients
+    /// sign each part with its MD5 as well as its SHA-1.
+    Md5,
 }
 
 /// A request a client can make without credentials.
@@ -74,6 +88,10 @@ pub struct DownloadTarget<'a> {
 pub trait Store: Send + Sync + 'static {
     /// Makes the storage ready at start-up (bucket CORS and lifecycle, folders).
     async fn prepare(&self) -> Result<(), StorageError>;
+    /// Which part digest this storage enforces (known once `prepare` has run).
+    fn part_check(&self) -> PartCheck {
+        PartCheck::Sha1
+    }
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StorageError>;
     /// Starts a multipart upload with SHA-1 part checksums; returns the storage's upload id.

@@ -5,8 +5,11 @@
 //! and breaks them on S3-compatible servers); each part's SHA-1 is signed into its URL as
 //! `x-amz-checksum-sha1` so the server refuses corrupted bytes where it enforces that
 //! header; `ListParts` pages at 1,000; browsers can only read `ETag` if the bucket's CORS
-//! rule exposes it, so `prepare` writes that rule.
+//! rule exposes it, so `prepare` writes that rule. Not every server enforces that SHA-1
+//! (Ceph RGW 16 ignores it), so `prepare` also finds out, with a deliberately wrong part,
+//! which digest the server does refuse, and `Content-MD5` is signed in where it must be.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,8 +29,10 @@ use chrono::Utc;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use super::{content_disposition, DownloadTarget, PartTarget, SignedRequest, StorageError, Store, StoredPart};
-use crate::config::S3Settings;
+use super::{
+    content_disposition, DownloadTarget, PartCheck, PartTarget, SignedRequest, StorageError, Store, StoredPart,
+};
+use crate::config::{PartCheckSetting, S3Settings};
 
 /// `ListParts` answers at most this many parts a page.
 const LIST_PARTS_PAGE: i32 = 1_000;
@@ -54,6 +59,9 @@ pub struct S3Store {
     configure_bucket: bool,
     /// Days after which the server itself aborts an unfinished upload (a backstop for the reaper).
     abort_after_days: i32,
+    part_check_setting: PartCheckSetting,
+    /// What `prepare` found the server enforces.
+    part_check: OnceLock<PartCheck>,
 }
 
 impl S3Store {
@@ -78,7 +86,73 @@ impl S3Store {
             cors_origins: s.cors_origins.clone(),
             configure_bucket: s.configure_bucket,
             abort_after_days,
+            part_check_setting: s.part_check,
+            part_check: OnceLock::new(),
         }
+    }
+
+    /// Finds out which part digest the server enforces by sending it parts with a wrong
+    /// one: first `x-amz-checksum-sha1`, then `Content-MD5`. A server that stores a part
+    /// whose digest is wrong under both would store corrupted bytes, so it is refused.
+    async fn detect_part_check(&self) -> Result<PartCheck, StorageError> {
+        let key = self.key(&format!(".shardrop-part-check/{}", uuid::Uuid::new_v4().simple()));
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha1)
+            .send()
+            .await
+            .map_err(map_err)?
+            .upload_id
+            .ok_or_else(|| StorageError::Other("CreateMultipartUpload answered no UploadId".into()))?;
+        let result = self.probe_parts(&key, &upload).await;
+        if let Err(e) =
+            self.client.abort_multipart_upload().bucket(&self.bucket).key(&key).upload_id(&upload).send().await
+        {
+            tracing::warn!(error = %DisplayErrorContext(&e), "could not abort the part-check upload; the reaper's lifecycle rule will");
+        }
+        result
+    }
+
+    async fn probe_parts(&self, key: &str, upload: &str) -> Result<PartCheck, StorageError> {
+        const BODY: &[u8] = b"shardrop: does this server check part digests?";
+        let wrong_sha1 = shardrop_engine::Sha1B64::from_digest(&shardrop_engine::hashing::sha1(b"other bytes"));
+        let sha1_refused = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload)
+            .part_number(1)
+            .checksum_sha1(wrong_sha1.as_str())
+            .body(BODY.to_vec().into())
+            .send()
+            .await;
+        if refused_digest(sha1_refused)? {
+            return Ok(PartCheck::Sha1);
+        }
+        let wrong_md5 = shardrop_engine::Md5B64::from_digest(&shardrop_engine::hashing::md5(b"other bytes"));
+        let md5_refused = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload)
+            .part_number(2)
+            .content_md5(wrong_md5.as_str())
+            .body(BODY.to_vec().into())
+            .send()
+            .await;
+        if refused_digest(md5_refused)? {
+            return Ok(PartCheck::Md5);
+        }
+        Err(StorageError::Other(
+            "the S3 server stored parts whose x-amz-checksum-sha1 and Content-MD5 were both wrong: it cannot keep \
+             corrupted bytes out, so Shardrop will not use it"
+                .into(),
+        ))
     }
 
     fn key(&self, key: &str) -> String {
@@ -133,6 +207,15 @@ impl S3Store {
 impl Store for S3Store {
     async fn prepare(&self) -> Result<(), StorageError> {
         self.ping().await?;
+        let check = match self.part_check_setting {
+            PartCheckSetting::Auto => self.detect_part_check().await?,
+            PartCheckSetting::Sha1 => PartCheck::Sha1,
+            PartCheckSetting::Md5 => PartCheck::Md5,
+        };
+        if check == PartCheck::Md5 {
+            tracing::info!("this S3 server ignores x-amz-checksum-sha1: parts are signed with their Content-MD5 too");
+        }
+        let _ = self.part_check.set(check);
         if !self.configure_bucket {
             return Ok(());
         }
@@ -143,6 +226,11 @@ impl Store for S3Store {
             tracing::warn!(error = %e, "could not set the bucket's abort-incomplete-uploads rule; the reaper still aborts them");
         }
         Ok(())
+    }
+
+    fn part_check(&self) -> PartCheck {
+        // Before `prepare` has looked, ask for both digests: the stricter choice.
+        self.part_check.get().copied().unwrap_or(PartCheck::Md5)
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
@@ -181,6 +269,7 @@ impl Store for S3Store {
                 .part_number(number)
                 .set_content_length(signed_length)
                 .checksum_sha1(part.sha1.as_str())
+                .set_content_md5(part.md5.map(|m| m.as_str().to_owned()))
                 .presigned(config)
                 .await
                 .map_err(map_err)?,
@@ -192,6 +281,7 @@ impl Store for S3Store {
                 .content_type(part.content_type)
                 .set_content_length(signed_length)
                 .checksum_sha1(part.sha1.as_str())
+                .set_content_md5(part.md5.map(|m| m.as_str().to_owned()))
                 .presigned(config)
                 .await
                 .map_err(map_err)?,
@@ -213,7 +303,7 @@ impl Store for S3Store {
                 .set_part_number_marker(marker.take())
                 .send()
                 .await
-                .map_err(map_err)?;
+                .map_err(upload_err)?;
             for p in page.parts() {
                 let (Some(number), Some(etag)) = (p.part_number, p.e_tag.clone()) else { continue };
                 parts.push(StoredPart {
@@ -252,7 +342,7 @@ impl Store for S3Store {
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
             .send()
             .await
-            .map_err(map_err)?;
+            .map_err(upload_err)?;
         Ok(())
     }
 
@@ -319,6 +409,35 @@ fn signed_request(presigned: &PresignedRequest, ttl: Duration) -> SignedRequest 
         method: presigned.method().to_owned(),
         headers,
         expires_at: Utc::now() + ttl,
+    }
+}
+
+/// Whether the server refused a part for its digest (any 400: Garage says `InvalidDigest`,
+/// RGW `BadDigest`, AWS `XAmzContentChecksumMismatch`). Stored means `false`; any other
+/// failure (unreachable, forbidden) is an error, since it says nothing about digests.
+fn refused_digest<T, E>(result: Result<T, SdkError<E, HttpResponse>>) -> Result<bool, StorageError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(false),
+        Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 400 => {
+            tracing::debug!(code = ?e.err().code(), "the server refused a part with a wrong digest");
+            Ok(true)
+        }
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+/// For calls on a multipart upload: a 404 means the upload is gone, whatever the code says
+/// (Garage and AWS say `NoSuchUpload`; Ceph RGW 16 says `NoSuchKey` once it was aborted).
+fn upload_err<E>(err: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match map_err(err) {
+        StorageError::NotFound => StorageError::NoSuchUpload,
+        other => other,
     }
 }
 

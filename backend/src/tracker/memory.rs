@@ -1,12 +1,13 @@
 //! The in-process tracker of the embedded one-command mode: right for one replica only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
-use super::{PartRecord, Tracker, TrackerError};
+use super::{PartRecord, Tracker, TrackerError, VerifyJob};
 
 #[derive(Default)]
 struct Entry {
@@ -18,6 +19,9 @@ struct Entry {
 #[derive(Default)]
 pub struct MemoryTracker {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Files waiting for the (one) verifier of this process.
+    verify: Mutex<VecDeque<String>>,
+    queued: Notify,
 }
 
 impl MemoryTracker {
@@ -92,6 +96,33 @@ impl Tracker for MemoryTracker {
             m.remove(upload);
         })
     }
+
+    async fn queue_verify(&self, file: &str) -> Result<(), TrackerError> {
+        self.verify.lock().map_err(|_| TrackerError::Other("queue lock poisoned".into()))?.push_back(file.to_owned());
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    async fn next_verify(&self, _: &str, _: Duration, wait: Duration) -> Result<Option<VerifyJob>, TrackerError> {
+        let pop = || -> Result<Option<VerifyJob>, TrackerError> {
+            let mut q = self.verify.lock().map_err(|_| TrackerError::Other("queue lock poisoned".into()))?;
+            Ok(q.pop_front().map(|file| VerifyJob { id: String::new(), file }))
+        };
+        if let Some(job) = pop()? {
+            return Ok(Some(job));
+        }
+        let _ = tokio::time::timeout(wait, self.queued.notified()).await;
+        pop()
+    }
+
+    // One process, one verifier: nobody else could take a job over.
+    async fn touch_verify(&self, _: &str, _: &VerifyJob) -> Result<(), TrackerError> {
+        Ok(())
+    }
+
+    async fn ack_verify(&self, _: &VerifyJob) -> Result<(), TrackerError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +153,16 @@ mod tests {
         assert!(t.claim_completion("u", "r2", ttl).await.unwrap());
         t.forget("u").await.unwrap();
         assert_eq!(t.parts("u").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn verification_queue_is_first_in_first_out_and_waits() {
+        let t = MemoryTracker::default();
+        let wait = Duration::from_millis(20);
+        assert_eq!(t.next_verify("r", wait, wait).await.unwrap(), None);
+        t.queue_verify("a").await.unwrap();
+        t.queue_verify("b").await.unwrap();
+        assert_eq!(t.next_verify("r", wait, wait).await.unwrap().unwrap().file, "a");
+        assert_eq!(t.next_verify("r", wait, wait).await.unwrap().unwrap().file, "b");
     }
 }

@@ -6,6 +6,12 @@
 //! idempotent per part number, so a part reported five times counts once (a plain INCR
 //! counter double-counts retries and completes too early). The completion claim lets one
 //! caller at a time compose an upload; SQL's state change backs it up.
+//!
+//! The tracker also carries the verification queue: files whose stored bytes must be
+//! hashed. In Redis it is a stream read by one consumer group, so any replica's verifier
+//! takes the next file, and a file whose verifier died goes to another once its job has been
+//! silent for a while. SQL remembers when each file was queued, so the reaper queues again
+//! what a flushed Redis forgot.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +23,14 @@ pub mod memory;
 pub mod redis;
 
 pub use error::TrackerError;
+
+/// A file taken from the verification queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyJob {
+    /// The queue's id for this entry (a stream id in Redis).
+    pub id: String,
+    pub file: String,
+}
 
 /// A part as reported by a client after its PUT succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +59,20 @@ pub trait Tracker: Send + Sync + 'static {
     async fn release_completion(&self, upload: &str, holder: &str) -> Result<(), TrackerError>;
     /// Drops everything about the upload.
     async fn forget(&self, upload: &str) -> Result<(), TrackerError>;
+    /// Queues a file for verification by whichever replica is free.
+    async fn queue_verify(&self, file: &str) -> Result<(), TrackerError>;
+    /// The next job for `consumer`: one whose consumer has been silent for `stale` (its
+    /// replica died), else a new one, waiting up to `wait` for it.
+    async fn next_verify(
+        &self,
+        consumer: &str,
+        stale: Duration,
+        wait: Duration,
+    ) -> Result<Option<VerifyJob>, TrackerError>;
+    /// Says `consumer` still works on `job`, so no one takes it over.
+    async fn touch_verify(&self, consumer: &str, job: &VerifyJob) -> Result<(), TrackerError>;
+    /// The job is done (or moot): drop it from the queue.
+    async fn ack_verify(&self, job: &VerifyJob) -> Result<(), TrackerError>;
 }
 
 /// How a part record is kept as one string: `etag` and `sha1` cannot hold a newline.

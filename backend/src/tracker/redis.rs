@@ -5,15 +5,26 @@
 //! Redis Cluster keeps them on one shard and the Lua scripts may touch them together. All
 //! keys expire with the upload's TTL; a missing `meta` key means the entry was lost, and the
 //! caller rebuilds it from storage.
+//!
+//! The verification queue is one stream (`{prefix}:verify`) read by the consumer group
+//! `verifiers`; each replica is one consumer. `XAUTOCLAIM` hands a job whose consumer has
+//! been silent past the stale time to the next replica that asks; a working verifier keeps
+//! its job with `XCLAIM … JUSTID`, which resets the silence.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_redis::{Config, Pool, Runtime};
+use redis::streams::{StreamAutoClaimOptions, StreamClaimOptions, StreamMaxlen, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Script};
 
-use super::{decode, encode, PartRecord, Tracker, TrackerError};
+use super::{decode, encode, PartRecord, Tracker, TrackerError, VerifyJob};
+
+/// The consumer group of every replica's verifier.
+const VERIFIERS: &str = "verifiers";
+/// The queue is trimmed (roughly) past this many entries; acknowledged ones are deleted.
+const QUEUE_MAX: usize = 100_000;
 
 /// Adds a part only if the entry exists, refreshes the TTL, answers the distinct count (-1: lost).
 const RECORD: &str = r"
@@ -53,6 +64,49 @@ impl RedisTracker {
     async fn conn(&self) -> Result<deadpool_redis::Connection, TrackerError> {
         Ok(self.pool.get().await?)
     }
+
+    fn queue(&self) -> String {
+        format!("{}:verify", self.prefix)
+    }
+
+    /// Makes the stream and its group (from the start, so nothing queued before is missed).
+    async fn ensure_group(&self, c: &mut deadpool_redis::Connection) -> Result<(), TrackerError> {
+        let made: Result<(), redis::RedisError> = c.xgroup_create_mkstream(self.queue(), VERIFIERS, "0").await;
+        match made {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn read_verify(
+        &self,
+        c: &mut deadpool_redis::Connection,
+        consumer: &str,
+        stale: Duration,
+        wait: Duration,
+    ) -> Result<Option<VerifyJob>, redis::RedisError> {
+        let claimed: redis::streams::StreamAutoClaimReply = c
+            .xautoclaim_options(
+                self.queue(),
+                VERIFIERS,
+                consumer,
+                millis(stale),
+                "0-0",
+                StreamAutoClaimOptions::default().count(1),
+            )
+            .await?;
+        if let Some(entry) = claimed.claimed.into_iter().next() {
+            return Ok(Some(job(entry)));
+        }
+        let opts = StreamReadOptions::default().group(VERIFIERS, consumer).count(1).block(millis(wait) as usize);
+        let read: Option<StreamReadReply> = c.xread_options(&[self.queue()], &[">"], &opts).await?;
+        Ok(read.and_then(|r| r.keys.into_iter().next()).and_then(|k| k.ids.into_iter().next()).map(job))
+    }
+}
+
+fn job(entry: redis::streams::StreamId) -> VerifyJob {
+    let file = entry.get::<String>("file").unwrap_or_default();
+    VerifyJob { id: entry.id, file }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -133,6 +187,48 @@ impl Tracker for RedisTracker {
     async fn forget(&self, upload: &str) -> Result<(), TrackerError> {
         let mut c = self.conn().await?;
         let _: i64 = c.del(&self.keys(upload)).await?;
+        Ok(())
+    }
+
+    async fn queue_verify(&self, file: &str) -> Result<(), TrackerError> {
+        let mut c = self.conn().await?;
+        let _: String = c.xadd_maxlen(self.queue(), StreamMaxlen::Approx(QUEUE_MAX), "*", &[("file", file)]).await?;
+        Ok(())
+    }
+
+    async fn next_verify(
+        &self,
+        consumer: &str,
+        stale: Duration,
+        wait: Duration,
+    ) -> Result<Option<VerifyJob>, TrackerError> {
+        let mut c = self.conn().await?;
+        match self.read_verify(&mut c, consumer, stale, wait).await {
+            // No stream or group yet, or Redis lost them (flushed): make them and look again.
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_group(&mut c).await?;
+                Ok(self.read_verify(&mut c, consumer, stale, wait).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn touch_verify(&self, consumer: &str, job: &VerifyJob) -> Result<(), TrackerError> {
+        let mut c = self.conn().await?;
+        let opts = StreamClaimOptions::default().with_justid();
+        let _: Vec<String> = c.xclaim_options(self.queue(), VERIFIERS, consumer, 0, &[&job.id], opts).await?;
+        Ok(())
+    }
+
+    async fn ack_verify(&self, job: &VerifyJob) -> Result<(), TrackerError> {
+        let mut c = self.conn().await?;
+        let _: () = redis::pipe()
+            .xack(self.queue(), VERIFIERS, &[&job.id])
+            .ignore()
+            .xdel(self.queue(), &[&job.id])
+            .ignore()
+            .query_async(&mut c)
+            .await?;
         Ok(())
     }
 }

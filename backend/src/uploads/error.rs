@@ -21,6 +21,10 @@ pub enum UploadError {
     InvalidSha1(#[from] DigestError),
     #[error("probe: {0}")]
     InvalidProbe(DigestError),
+    #[error("md5: {0}")]
+    InvalidMd5(DigestError),
+    #[error("part {number}: this storage checks parts by Content-MD5, so sign each part with its `md5` too (the upload's `part_check` is `md5`)")]
+    Md5Required { number: u32 },
     #[error("part number {number} is outside this upload's parts 1..={part_count}")]
     InvalidPartNumber { number: u32, part_count: u32 },
     #[error("part {number} must be {expected} bytes, not {got}")]
@@ -67,6 +71,8 @@ impl From<UploadError> for ApiError {
             UploadError::InvalidContentType => (S::UNPROCESSABLE_ENTITY, "invalid-content-type"),
             UploadError::InvalidSha1(_) => (S::UNPROCESSABLE_ENTITY, "invalid-sha1"),
             UploadError::InvalidProbe(_) => (S::UNPROCESSABLE_ENTITY, "invalid-probe"),
+            UploadError::InvalidMd5(_) => (S::UNPROCESSABLE_ENTITY, "invalid-md5"),
+            UploadError::Md5Required { .. } => (S::UNPROCESSABLE_ENTITY, "md5-required"),
             UploadError::InvalidPartNumber { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-part-number"),
             UploadError::InvalidPartSize { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-part-size"),
             UploadError::InvalidEtag => (S::UNPROCESSABLE_ENTITY, "invalid-etag"),

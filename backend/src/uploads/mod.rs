@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::files::FileView;
+use crate::storage::PartCheck;
 
 pub mod error;
 pub mod reaper;
@@ -78,6 +79,9 @@ pub struct UploadView {
     pub expires_at: DateTime<Utc>,
     /// Set once `state` is `complete` or `instant`.
     pub file: Option<FileView>,
+    /// Which digest of each part the storage itself checks: `md5` means the client must
+    /// give each part's MD5 when signing, as well as its SHA-1.
+    pub part_check: PartCheck,
     /// A verified file has this size and content probe: the content may be stored
     /// already, so hash the whole file and give its SHA-1 (`PATCH`) before sending parts.
     pub dedup_candidate: bool,
@@ -107,6 +111,10 @@ pub struct SignPart {
     pub sha1: String,
     /// The part's length; must be what the plan gives for that number.
     pub size: u64,
+    /// Base64 of the part's raw 16-byte MD5 (what `Content-MD5` carries). Required when the
+    /// upload's `part_check` is `md5`; signed into the URL whenever given.
+    #[schema(example = "1B2M2Y8AsgTpgAmY7PhCfg==")]
+    pub md5: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

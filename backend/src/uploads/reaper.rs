@@ -2,8 +2,8 @@
 //!
 //! Every replica runs it. Each candidate is claimed with a conditional UPDATE on the
 //! `updated_at` it was seen with, so exactly one replica aborts it, and an upload that got
-//! a report meanwhile is left alone. It also hands files whose verification stalled (their
-//! verifier's replica died) to a verifier again.
+//! a report meanwhile is left alone. It also queues again the verification of files that
+//! have waited far too long (Redis lost the queue), one replica per file.
 
 use std::time::Duration;
 
@@ -17,8 +17,10 @@ use crate::files;
 const BATCH: i64 = 200;
 /// An abort that has not finished after this long was left by a dead replica.
 const STUCK_ABORT_MS: i64 = 60_000;
-/// A file still unverified after this long lost its verifier.
-const STUCK_VERIFY_MS: i64 = 10 * 60_000;
+/// A file still unverified this long after it was queued (plus its reading time) lost its
+/// job: a dead verifier's job is taken over after `verify::STALE`, so only a Redis that
+/// lost the queue leaves a file this long.
+const STUCK_VERIFY_MS: i64 = 60_000;
 
 /// What one sweep did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -45,9 +47,11 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Sweep> {
             done.aborted += 1;
         }
     }
-    for f in files::repo::pending_since(&state.db, now - STUCK_VERIFY_MS, BATCH).await? {
-        files::verify::spawn(state.db.clone(), state.store.clone(), f);
-        done.reverified += 1;
+    for (id, seen) in files::repo::verify_overdue(&state.db, now - STUCK_VERIFY_MS, BATCH).await? {
+        if files::repo::claim_requeue(&state.db, &id, seen, now).await? {
+            state.tracker.queue_verify(&id).await?;
+            done.reverified += 1;
+        }
     }
     Ok(done)
 }

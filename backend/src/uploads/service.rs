@@ -5,19 +5,18 @@
 
 use std::time::Duration;
 
-use shardrop_engine::{Plan, Sha1B64, Sha1Hex};
+use shardrop_engine::{Md5B64, Plan, Sha1B64, Sha1Hex};
 
 use super::repo::{self, UploadRow, ABORTING, COMPLETE, COMPLETING, INSTANT, UPLOADING};
 use super::{validate, CreateUpload, ReportAnswer, SignPart, SignedPart, UploadError, UploadState, UploadView};
 use crate::app::AppState;
 use crate::db::now_ms;
 use crate::files::{self, FileRow, FileView};
-use crate::storage::{PartTarget, StorageError, StoredPart};
+use crate::storage::{PartCheck, PartTarget, StorageError, StoredPart};
 use crate::tracker::PartRecord;
 
-/// How long one replica may hold an upload's completion before another may take it over.
-const COMPLETION_LEASE: Duration = Duration::from_secs(120);
-/// Activity is written to SQL at most this often per upload (each write keeps the reaper off).
+/// Activity is written to SQL at most this often per upload (each write keeps the reaper
+/// off), and at least four times per TTL.
 const TOUCH_EVERY_MS: i64 = 30_000;
 
 /// What `POST /uploads` answers.
@@ -148,6 +147,7 @@ pub async fn sign(state: &AppState, id: &str, parts: &[SignPart]) -> Result<Vec<
         return Err(UploadError::AlreadyComplete);
     }
     let plan = plan_of(&u);
+    let md5_required = state.store.part_check() == PartCheck::Md5;
     let checked = parts
         .iter()
         .map(|p| {
@@ -157,18 +157,24 @@ pub async fn sign(state: &AppState, id: &str, parts: &[SignPart]) -> Result<Vec<
             if expected != p.size {
                 return Err(UploadError::InvalidPartSize { number: p.number, expected, got: p.size });
             }
-            Ok((p.number, p.size, Sha1B64::parse(&p.sha1)?))
+            let sha1 = Sha1B64::parse(&p.sha1)?;
+            let md5 = p.md5.as_deref().map(Md5B64::parse).transpose().map_err(UploadError::InvalidMd5)?;
+            if md5.is_none() && md5_required {
+                return Err(UploadError::Md5Required { number: p.number });
+            }
+            Ok((p.number, p.size, sha1, md5))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let ttl = Duration::from_secs(state.settings.uploads.sign_ttl_secs);
     let mut signed = Vec::with_capacity(checked.len());
-    for (number, size, sha1) in &checked {
+    for (number, size, sha1, md5) in &checked {
         let target = PartTarget {
             key: &u.storage_key,
             upload: u.storage_upload_id.as_deref(),
             number: *number,
             size: *size,
             sha1,
+            md5: md5.as_ref(),
             content_type: &u.content_type,
         };
         let r = state.store.sign_part(target, ttl).await?;
@@ -305,7 +311,7 @@ pub async fn set_sha1(state: &AppState, id: &str, sha1: &str) -> Result<UploadVi
 
 pub async fn status(state: &AppState, id: &str) -> Result<UploadView, UploadError> {
     let u = load(state, id).await?;
-    if u.state == COMPLETING && u.updated_at < now_ms() - lease_ms() {
+    if u.state == COMPLETING && u.updated_at < now_ms() - lease_ms(state) {
         // Its completer died: take the completion over.
         let _ = finish(state, &u).await?;
         return view(state, load(state, id).await?).await;
@@ -319,7 +325,7 @@ pub async fn abort(state: &AppState, id: &str) -> Result<(), UploadError> {
         let u = load(state, id).await?;
         match u.state.as_str() {
             COMPLETE | INSTANT => return Err(UploadError::AlreadyComplete),
-            COMPLETING if u.updated_at >= now_ms() - lease_ms() => return Err(UploadError::Completing),
+            COMPLETING if u.updated_at >= now_ms() - lease_ms(state) => return Err(UploadError::Completing),
             _ => {}
         }
         if repo::transition_if_unchanged(&state.db, id, &u.state, u.updated_at, ABORTING, now_ms()).await? {
@@ -351,7 +357,7 @@ async fn drop_parts(state: &AppState, u: &UploadRow) -> Result<(), UploadError> 
 /// Composes the object if this caller wins the claim; exactly one caller does.
 pub async fn finish(state: &AppState, u: &UploadRow) -> Result<Finish, UploadError> {
     let holder = format!("{}:{}", state.replica, uuid::Uuid::new_v4().simple());
-    if !state.tracker.claim_completion(&u.id, &holder, COMPLETION_LEASE).await? {
+    if !state.tracker.claim_completion(&u.id, &holder, completion_lease(state)).await? {
         return Ok(Finish::Completing);
     }
     let result = finish_claimed(state, u).await;
@@ -365,7 +371,7 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
     let now = now_ms();
     // The tracker's claim keeps racing replicas apart; SQL decides for good (the tracker
     // may have been flushed between two claims).
-    if !repo::transition(&state.db, &u.id, UPLOADING, COMPLETING, now, now - lease_ms()).await? {
+    if !repo::transition(&state.db, &u.id, UPLOADING, COMPLETING, now, now - lease_ms(state)).await? {
         let current = load(state, &u.id).await?;
         if current.state == COMPLETE || current.state == INSTANT {
             let file = finished_file(state, &current).await?;
@@ -398,7 +404,7 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
     }
     state.metrics.uploads_completed.inc();
     state.metrics.bytes_completed.inc_by(u64::try_from(u.size).unwrap_or(0));
-    files::verify::spawn(state.db.clone(), state.store.clone(), file.clone());
+    files::verify::queue(state, &file.id).await;
     Ok(Finish::Complete(file))
 }
 
@@ -503,7 +509,7 @@ async fn rebuild_from_storage(state: &AppState, u: &UploadRow) -> Result<Vec<u32
 
 async fn touch(state: &AppState, u: &UploadRow) -> Result<(), UploadError> {
     let now = now_ms();
-    if u.updated_at < now - TOUCH_EVERY_MS {
+    if u.updated_at < now - TOUCH_EVERY_MS.min(state.ttl_ms() / 4) {
         repo::touch(&state.db, &u.id, now).await?;
     }
     Ok(())
@@ -563,9 +569,15 @@ async fn view_with_parts(state: &AppState, u: &UploadRow, parts_done: Vec<u32>) 
         expires_at: crate::db::to_time(u.updated_at + state.ttl_ms()),
         file,
         dedup_candidate: false,
+        part_check: state.store.part_check(),
     })
 }
 
-fn lease_ms() -> i64 {
-    i64::try_from(COMPLETION_LEASE.as_millis()).unwrap_or(i64::MAX)
+/// How long one replica may hold an upload's completion before another may take it over.
+fn completion_lease(state: &AppState) -> Duration {
+    Duration::from_secs(state.settings.uploads.completion_lease_secs)
+}
+
+fn lease_ms(state: &AppState) -> i64 {
+    i64::try_from(completion_lease(state).as_millis()).unwrap_or(i64::MAX)
 }

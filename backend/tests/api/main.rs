@@ -13,5 +13,6 @@ mod support;
 mod completion;
 mod errors;
 mod large;
+mod queue;
 mod service;
 mod uploads;

@@ -49,7 +49,7 @@ async fn health_ready_metrics_and_openapi() {
 
 #[tokio::test]
 async fn readyz_says_which_service_is_down() {
-    let (mut s, dir) = settings(Backend::Garage).await;
+    let (mut s, dir) = settings(Backend::S3).await;
     s.tracker.redis_url = "redis://127.0.0.1:1".into();
     let app = spawn_with(s, dir).await;
     let r = app.client.get(format!("{}/readyz", app.base)).send().await.unwrap();
@@ -63,7 +63,7 @@ async fn readyz_says_which_service_is_down() {
 /// start-up answers a real preflight.
 #[tokio::test]
 async fn bucket_cors_lets_a_browser_put_parts() {
-    let app = spawn_app(Backend::Garage).await;
+    let app = spawn_app(Backend::S3).await;
     let env = s3_env();
     let url = format!("{}/{}/{}objects/x", env.endpoint, env.bucket, app.settings.storage.s3.prefix);
     let r = app

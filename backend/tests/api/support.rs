@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use shardrop_backend::app::{AppState, Application};
 use shardrop_backend::config::{Settings, StorageKind, TrackerKind};
+use shardrop_backend::storage::PartCheck;
 use sqlx::Connection;
 
 pub const MIB: u64 = 1024 * 1024;
@@ -21,11 +22,11 @@ pub const PART: u64 = 5 * MIB;
 pub enum Backend {
     /// SQLite, in-process tracker, local store.
     Embedded,
-    /// PostgreSQL, Redis, Garage.
-    Garage,
+    /// PostgreSQL, Redis, and the S3 server of `SHARDROP_TEST_S3_*` (Garage, or Ceph RGW).
+    S3,
 }
 
-pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::Garage];
+pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::S3];
 
 pub struct TestApp {
     pub base: String,
@@ -122,7 +123,7 @@ pub async fn settings(backend: Backend) -> (Settings, tempfile::TempDir) {
     s.reaper.enabled = false;
     s.http.workers = 2;
     s.uploads.part_size = PART;
-    if backend == Backend::Garage {
+    if backend == Backend::S3 {
         let env = s3_env();
         s.database.url = fresh_pg_database().await;
         s.tracker.kind = TrackerKind::Redis;
@@ -160,7 +161,7 @@ pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir) -> TestApp {
 
 /// Several replicas sharing one database, tracker and storage prefix.
 pub async fn spawn_replicas(n: usize) -> Vec<TestApp> {
-    let (first, dir) = settings(Backend::Garage).await;
+    let (first, dir) = settings(Backend::S3).await;
     let mut apps = vec![spawn_with(first.clone(), dir).await];
     for _ in 1..n {
         let dir = tempfile::tempdir().unwrap();
@@ -193,6 +194,11 @@ pub fn sha1_b64(bytes: &[u8]) -> String {
     STANDARD.encode(Sha1::digest(bytes))
 }
 
+/// Base64 of the raw MD5, as `Content-MD5` carries it.
+pub fn base64_md5(bytes: &[u8]) -> String {
+    STANDARD.encode(shardrop_engine::hashing::md5(bytes))
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
@@ -223,14 +229,14 @@ impl TestApp {
         v
     }
 
-    /// Signs one part and PUTs `bytes` to its URL; answers (status, etag).
-    pub async fn put_part(&self, upload: &str, number: u32, bytes: &[u8], signed_sha1: &str) -> (u16, String) {
-        let (status, v) = self
-            .post(
-                &format!("/uploads/{upload}/parts/sign"),
-                json!({"parts": [{"number": number, "sha1": signed_sha1, "size": bytes.len()}]}),
-            )
-            .await;
+    /// Signs one part for the digests of `signed_for` (its MD5 too where the storage checks
+    /// that one) and PUTs `bytes` to its URL; answers (status, etag).
+    pub async fn put_part(&self, upload: &str, number: u32, bytes: &[u8], signed_for: &[u8]) -> (u16, String) {
+        let mut part = json!({"number": number, "sha1": sha1_b64(signed_for), "size": bytes.len()});
+        if self.state.store.part_check() == PartCheck::Md5 {
+            part["md5"] = json!(base64_md5(signed_for));
+        }
+        let (status, v) = self.post(&format!("/uploads/{upload}/parts/sign"), json!({ "parts": [part] })).await;
         assert_eq!(status, 200, "sign: {v}");
         put_signed(&self.client, &v["parts"][0], bytes.to_vec()).await
     }
@@ -248,7 +254,7 @@ impl TestApp {
     /// PUTs a part (signed for its real SHA-1) and reports it; answers the report's JSON.
     pub async fn send_part(&self, upload: &str, number: u32, bytes: &[u8]) -> Value {
         let sha = sha1_b64(bytes);
-        let (status, etag) = self.put_part(upload, number, bytes, &sha).await;
+        let (status, etag) = self.put_part(upload, number, bytes, bytes).await;
         assert_eq!(status, 200, "part {number} PUT");
         let (status, v) = self.report(upload, number, &etag, &sha).await;
         assert_eq!(status, 200, "report {number}: {v}");
@@ -305,7 +311,9 @@ impl TestApp {
 
 /// PUTs bytes to a signed part, sending exactly the headers the API gave.
 pub async fn put_signed(client: &reqwest::Client, signed: &Value, bytes: Vec<u8>) -> (u16, String) {
-    let mut req = client.put(signed["url"].as_str().unwrap()).body(bytes);
+    // As a browser does, always say the length (S3 servers such as RGW refuse a PUT without
+    // one, and reqwest leaves it out for an empty body).
+    let mut req = client.put(signed["url"].as_str().unwrap()).header("content-length", bytes.len()).body(bytes);
     for (k, v) in signed["headers"].as_object().unwrap() {
         req = req.header(k, v.as_str().unwrap());
     }
@@ -327,8 +335,8 @@ macro_rules! on_both_backends {
                 super::$name(crate::support::Backend::Embedded).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn garage() {
-                super::$name(crate::support::Backend::Garage).await
+            async fn s3() {
+                super::$name(crate::support::Backend::S3).await
             }
         }
     )*};

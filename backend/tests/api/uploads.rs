@@ -60,7 +60,7 @@ async fn single_put_and_empty_file(backend: Backend) {
         assert_eq!(created["part_count"], 1);
         let id = created["upload_id"].as_str().unwrap();
         let sha = sha1_b64(&bytes);
-        let (status, etag) = app.put_part(id, 1, &bytes, &sha).await;
+        let (status, etag) = app.put_part(id, 1, &bytes, &bytes).await;
         assert_eq!(status, 200);
         let (status, v) = app.report(id, 1, &etag, &sha).await;
         assert_eq!((status, &v["state"]), (200, &json!("complete")), "{v}");
@@ -77,7 +77,7 @@ async fn corrupted_part_is_refused(backend: Backend) {
     // Signed for the real bytes, sent with one byte flipped.
     let mut bad = parts[0].clone();
     bad[12345] ^= 0x40;
-    let (status, _) = app.put_part(id, 1, &bad, &sha1_b64(&parts[0])).await;
+    let (status, _) = app.put_part(id, 1, &bad, &parts[0]).await;
     assert_eq!(status, 400, "the storage must refuse bytes that do not match the signed SHA-1");
     // Nothing was stored, so completion names every part as missing.
     let (status, v) = app.get(&format!("/uploads/{id}")).await;
@@ -93,13 +93,63 @@ async fn corrupted_part_is_refused(backend: Backend) {
     assert_eq!(app.metric("shardrop_compositions_total").await, 0);
 }
 
+/// The storage's part check is found out, not assumed: the run's script names what its
+/// server does (`SHARDROP_TEST_S3_PART_CHECK`: Garage `sha1`, Ceph RGW 16 `md5`).
+#[tokio::test]
+async fn part_check_is_detected() {
+    let app = spawn_app(Backend::S3).await;
+    let detected = app.state.store.part_check();
+    if let Ok(expected) = std::env::var("SHARDROP_TEST_S3_PART_CHECK") {
+        assert_eq!(serde_json::to_value(detected).unwrap(), json!(expected));
+    }
+    let created = app.create("check.bin", 10).await;
+    assert_eq!(created["part_check"], serde_json::to_value(detected).unwrap());
+}
+
+/// Where parts are checked by MD5, signing without one is refused before any URL exists;
+/// and wherever an MD5 is signed in, bytes that do not match it are refused.
+#[tokio::test]
+async fn md5_signed_parts() {
+    let app = spawn_app(Backend::S3).await;
+    let parts = three_parts(21);
+    let created = app.create("md5.bin", parts.iter().map(|p| p.len() as u64).sum()).await;
+    let id = created["upload_id"].as_str().unwrap();
+    let path = format!("/uploads/{id}/parts/sign");
+    let sign = |md5: Option<String>| {
+        let mut part = json!({"number": 1, "sha1": sha1_b64(&parts[0]), "size": PART});
+        if let Some(m) = md5 {
+            part["md5"] = json!(m);
+        }
+        app.post(&path, json!({ "parts": [part] }))
+    };
+    if created["part_check"] == "md5" {
+        let (status, v) = sign(None).await;
+        assert_eq!((status, v["code"].as_str()), (422, Some("md5-required")), "{v}");
+    }
+    let (status, v) = sign(Some("not an md5".into())).await;
+    assert_eq!((status, v["code"].as_str()), (422, Some("invalid-md5")), "{v}");
+    // The SHA-1 is right; the MD5 signed in is another part's.
+    let other = base64_md5(&parts[1]);
+    let (status, v) = sign(Some(other)).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = put_signed(&app.client, &v["parts"][0], parts[0].clone()).await;
+    assert_eq!(status, 400, "the storage must refuse bytes that do not match the signed MD5");
+    let (_, v) = app.get(&format!("/uploads/{id}")).await;
+    assert_eq!(v["parts_done"], json!([]));
+    // With the right MD5 the same bytes go in.
+    let (status, v) = sign(Some(base64_md5(&parts[0]))).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = put_signed(&app.client, &v["parts"][0], parts[0].clone()).await;
+    assert_eq!(status, 200);
+}
+
 async fn part_reported_five_times_counts_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let parts = three_parts(3);
     let created = app.create("five.bin", parts.iter().map(|p| p.len() as u64).sum()).await;
     let id = created["upload_id"].as_str().unwrap();
     let sha = sha1_b64(&parts[0]);
-    let (_, etag) = app.put_part(id, 1, &parts[0], &sha).await;
+    let (_, etag) = app.put_part(id, 1, &parts[0], &parts[0]).await;
     for _ in 0..5 {
         let (status, v) = app.report(id, 1, &etag, &sha).await;
         assert_eq!((status, &v["parts_done"], &v["state"]), (200, &json!(1), &json!("uploading")), "{v}");

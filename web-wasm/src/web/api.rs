@@ -32,6 +32,20 @@ pub struct Upload {
     pub file: Option<FileInfo>,
     #[serde(default)]
     pub dedup_candidate: bool,
+    /// `md5` where the storage checks parts by Content-MD5 (Ceph RGW 16): sign each part
+    /// with its MD5 as well.
+    #[serde(default)]
+    pub part_check: String,
+}
+
+/// What signing a part binds into its URL.
+#[derive(Debug, Clone)]
+pub struct PartDigests {
+    /// Base64 SHA-1.
+    pub sha1: String,
+    pub size: u64,
+    /// Base64 MD5, where the storage checks that one.
+    pub md5: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,13 +128,21 @@ impl Api {
         }
     }
 
-    pub async fn sign(&self, id: &str, parts: &[(u32, String, u64)]) -> Result<Vec<SignedPart>, EngineError> {
+    pub async fn sign(&self, id: &str, parts: &[(u32, PartDigests)]) -> Result<Vec<SignedPart>, EngineError> {
         #[derive(Deserialize)]
         struct Signed {
             parts: Vec<SignedPart>,
         }
-        let parts: Vec<Value> =
-            parts.iter().map(|(n, sha1, size)| json!({"number": n, "sha1": sha1, "size": size})).collect();
+        let parts: Vec<Value> = parts
+            .iter()
+            .map(|(n, d)| {
+                let mut part = json!({"number": n, "sha1": d.sha1, "size": d.size});
+                if let Some(md5) = &d.md5 {
+                    part["md5"] = json!(md5);
+                }
+                part
+            })
+            .collect();
         let s: Signed =
             self.call("POST", &format!("/uploads/{id}/parts/sign"), Some(json!({ "parts": parts }))).await?;
         Ok(s.parts)

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use super::api::{Api, SignedPart};
+use super::api::{Api, PartDigests, SignedPart};
 use super::error::EngineError;
 use super::io::now_ms;
 
@@ -16,14 +16,14 @@ const MARGIN_MS: f64 = 60_000.0;
 
 #[derive(Default)]
 pub struct Signer {
-    /// Parts hashed and not yet stored: number -> (base64 SHA-1, size).
-    known: RefCell<BTreeMap<u32, (String, u64)>>,
+    /// Parts hashed and not yet stored.
+    known: RefCell<BTreeMap<u32, PartDigests>>,
     signed: RefCell<HashMap<u32, (SignedPart, f64)>>,
 }
 
 impl Signer {
-    pub fn know(&self, number: u32, sha1: &str, size: u64) {
-        self.known.borrow_mut().insert(number, (sha1.to_owned(), size));
+    pub fn know(&self, number: u32, digests: PartDigests) {
+        self.known.borrow_mut().insert(number, digests);
     }
 
     pub fn forget(&self, number: u32) {
@@ -45,13 +45,11 @@ impl Signer {
         if let Some(p) = self.fresh(number) {
             return Ok(p);
         }
-        let batch: Vec<(u32, String, u64)> = {
+        let batch: Vec<(u32, PartDigests)> = {
             let known = self.known.borrow();
-            let first = known.get(&number).map(|(s, z)| (number, s.clone(), *z));
-            let others = known
-                .iter()
-                .filter(|(n, _)| **n != number && self.fresh(**n).is_none())
-                .map(|(n, (s, z))| (*n, s.clone(), *z));
+            let first = known.get(&number).map(|d| (number, d.clone()));
+            let others =
+                known.iter().filter(|(n, _)| **n != number && self.fresh(**n).is_none()).map(|(n, d)| (*n, d.clone()));
             first.into_iter().chain(others).take(BATCH).collect()
         };
         if batch.first().map(|p| p.0) != Some(number) {

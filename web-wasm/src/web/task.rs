@@ -17,13 +17,14 @@ use futures_channel::mpsc;
 use futures_util::lock::Mutex;
 use futures_util::{SinkExt, StreamExt};
 use js_sys::Uint8Array;
+use md5::Md5;
 use serde::Serialize;
 use serde_json::json;
 use sha1::{Digest, Sha1};
 use wasm_bindgen::JsValue;
 use web_sys::File;
 
-use super::api::{Api, FileInfo, Started};
+use super::api::{Api, FileInfo, PartDigests, Started};
 use super::control::Control;
 use super::error::EngineError;
 use super::io::{self, fetch, now_ms, online, sleep_ms, text, until_online};
@@ -31,7 +32,7 @@ use super::kv;
 use super::signer::Signer;
 use crate::probe::ProbeCollector;
 use crate::progress::{backoff_ms, Progress, Snapshot};
-use crate::{Plan, Sha1Hex};
+use crate::{Md5B64, Plan, Sha1Hex};
 
 /// Bytes copied into wasm memory at a time for the whole-file hash (the buffer is reused).
 pub(super) const CHUNK: u32 = 1 << 20;
@@ -124,6 +125,8 @@ pub struct Task {
     file_info: RefCell<Option<FileInfo>>,
     /// No new PUT starts before this time (a 429 from the storage).
     hold_until: Cell<f64>,
+    /// The storage checks parts by Content-MD5: compute each part's MD5 too.
+    md5_parts: Cell<bool>,
 }
 
 impl Task {
@@ -144,6 +147,7 @@ impl Task {
             upload_id: RefCell::new(String::new()),
             file_info: RefCell::new(None),
             hold_until: Cell::new(0.0),
+            md5_parts: Cell::new(false),
         }
     }
 
@@ -215,6 +219,7 @@ impl Task {
             }
         };
         *self.upload_id.borrow_mut() = upload.upload_id.clone();
+        self.md5_parts.set(upload.part_check == "md5");
         (self.emit)(Event::Started { task: self.id, upload_id: &upload.upload_id });
         let remember = Memory { upload_id: Some(upload.upload_id.clone()), sha1: None };
         kv::put(&fp, &serde_json::to_string(&remember).unwrap_or_default()).await;
@@ -289,7 +294,7 @@ impl Task {
             self.ctl.gate().await?;
             let r = plan.part_range(n).unwrap_or(0..0);
             let bytes = io::read(&self.file, r.start, r.end).await?;
-            feed(&mut hasher, &bytes, &mut buf);
+            feed(Some(&mut hasher), None, &bytes, &mut buf);
             self.progress.borrow_mut().hashed(r.end - r.start);
             self.report_progress();
         }
@@ -331,10 +336,14 @@ impl Task {
             }
             let r = plan.part_range(number).unwrap_or(0..0);
             let bytes = io::read(&self.file, r.start, r.end).await?;
-            // WebCrypto hashes the part off-thread while Rust hashes it for the whole file.
+            // WebCrypto hashes the part off-thread while Rust hashes it for the whole file
+            // (and for its MD5, where the storage checks that), from one copy of the bytes.
             let digest = if done.contains(&number) { None } else { Some(io::start_sha1(&bytes)?) };
+            let mut md5 = (digest.is_some() && self.md5_parts.get()).then(Md5::new);
+            if known.is_none() || md5.is_some() {
+                feed(known.is_none().then_some(&mut whole), md5.as_mut(), &bytes, &mut buf);
+            }
             if known.is_none() {
-                feed(&mut whole, &bytes, &mut buf);
                 self.progress.borrow_mut().hashed(r.end - r.start);
                 self.report_progress();
             }
@@ -342,7 +351,8 @@ impl Task {
             if let Some(digest) = digest {
                 let sha1 = io::finish_sha1(digest).await?;
                 let len = r.end - r.start;
-                self.signer.know(number, sha1.as_str(), len);
+                let md5 = md5.map(|m| Md5B64::from_digest(&m.finalize().into()).as_str().to_owned());
+                self.signer.know(number, PartDigests { sha1: sha1.as_str().to_owned(), size: len, md5 });
                 let body = self.file.slice_with_f64_and_f64(r.start as f64, r.end as f64).map_err(EngineError::read)?;
                 let part = Hashed { number, body, len, sha1: sha1.as_str().to_owned() };
                 if tx.send(part).await.is_err() {
@@ -504,13 +514,21 @@ impl Task {
 }
 
 /// Feeds a JS buffer to a Rust hasher through a reused wasm-side buffer.
-pub(super) fn feed(hasher: &mut Sha1, bytes: &Uint8Array, buf: &mut [u8]) {
+/// Hashes `bytes` into the whole-file SHA-1 and/or a part's MD5, copying them into wasm
+/// memory once, `buf` at a time.
+pub(super) fn feed(mut sha1: Option<&mut Sha1>, mut md5: Option<&mut Md5>, bytes: &Uint8Array, buf: &mut [u8]) {
     let len = bytes.length();
     let mut off = 0;
     while off < len {
         let n = (len - off).min(CHUNK);
-        bytes.subarray(off, off + n).copy_to(&mut buf[..n as usize]);
-        hasher.update(&buf[..n as usize]);
+        let chunk = &mut buf[..n as usize];
+        bytes.subarray(off, off + n).copy_to(chunk);
+        if let Some(h) = sha1.as_deref_mut() {
+            h.update(&*chunk);
+        }
+        if let Some(h) = md5.as_deref_mut() {
+            h.update(&*chunk);
+        }
         off += n;
     }
 }

@@ -41,8 +41,13 @@ async fn whole_file_hash_through_the_reused_buffer() {
     let js = Uint8Array::from(&data[..]);
     let mut h = Sha1::new();
     let mut buf = vec![0u8; task::CHUNK as usize];
-    task::feed(&mut h, &js, &mut buf);
+    task::feed(Some(&mut h), None, &js, &mut buf);
     assert_eq!(<[u8; 20]>::from(h.finalize()), sha1(&data));
+    // One pass can feed the part's MD5 too (storage that checks Content-MD5).
+    let (mut h, mut m) = (Sha1::new(), md5::Md5::new());
+    task::feed(Some(&mut h), Some(&mut m), &js, &mut buf);
+    assert_eq!(<[u8; 20]>::from(h.finalize()), sha1(&data));
+    assert_eq!(<[u8; 16]>::from(m.finalize()), crate::hashing::md5(&data));
     let web = io::finish_sha1(io::start_sha1(&js).unwrap()).await.unwrap();
     assert_eq!(web, Sha1B64::from_digest(&sha1(&data)));
 }

@@ -38,7 +38,15 @@ fn path_of(url: &str) -> &str {
 
 async fn sign(store: &LocalStore, key: &str, upload: Option<&str>, number: u32, bytes: &[u8]) -> SignedRequest {
     let sha1 = Sha1B64::from_digest(&sha1(bytes));
-    let target = PartTarget { key, upload, number, size: bytes.len() as u64, sha1: &sha1, content_type: "text/plain" };
+    let target = PartTarget {
+        key,
+        upload,
+        number,
+        size: bytes.len() as u64,
+        sha1: &sha1,
+        md5: None,
+        content_type: "text/plain",
+    };
     store.sign_part(target, Duration::from_secs(60)).await.unwrap()
 }
 
@@ -311,7 +319,7 @@ async fn keys_that_could_escape_the_root_are_refused() {
     let sha1 = Sha1B64::from_digest(&sha1(b""));
     for key in ["../escape", "/etc/passwd", "a/../../b", "a\\b", "a\0b", ""] {
         assert!(store.create_multipart(key, "text/plain").await.is_err(), "{key:?}");
-        let target = PartTarget { key, upload: None, number: 1, size: 0, sha1: &sha1, content_type: "x" };
+        let target = PartTarget { key, upload: None, number: 1, size: 0, sha1: &sha1, md5: None, content_type: "x" };
         assert!(store.sign_part(target, Duration::from_secs(60)).await.is_err(), "{key:?}");
         assert!(store.head(key).await.is_err(), "{key:?}");
         assert!(store.delete(key).await.is_err(), "{key:?}");

@@ -34,8 +34,15 @@ fn on(addr: SocketAddr, url: &str) -> String {
 
 async fn sign(store: &LocalStore, upload: &str, number: u32, bytes: &[u8]) -> SignedRequest {
     let sha1 = Sha1B64::from_digest(&sha1(bytes));
-    let target =
-        PartTarget { key: "k", upload: Some(upload), number, size: bytes.len() as u64, sha1: &sha1, content_type: "x" };
+    let target = PartTarget {
+        key: "k",
+        upload: Some(upload),
+        number,
+        size: bytes.len() as u64,
+        sha1: &sha1,
+        md5: None,
+        content_type: "x",
+    };
     store.sign_part(target, Duration::from_secs(60)).await.unwrap()
 }
 
