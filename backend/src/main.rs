@@ -1,35 +1,80 @@
 //! `shardrop serve [--config FILE]`: runs the control plane.
+//! `shardrop check-config [--config FILE]`: loads the configuration as `serve` would and
+//! prints it with secrets redacted, so a deployment can be checked before it starts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use shardrop_backend::app::Application;
 use shardrop_backend::config::Settings;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: shardrop serve [--config FILE]
+       shardrop check-config [--config FILE]
+
+serve         runs the server.
+check-config  loads the configuration exactly as serve does and prints it as JSON with
+              every secret redacted (exit 0), or says what is wrong (exit 1).
 
 Configuration: defaults, then FILE (TOML, see shardrop.example.toml), then environment
 variables: SHARDROP_LISTEN, SHARDROP_DATA_DIR, and SHARDROP__SECTION__KEY for any field.";
 
-#[actix_web::main]
-async fn main() -> std::process::ExitCode {
+enum Command {
+    Serve,
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, config)) = parse_args(&args) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match command {
+        Command::CheckConfig => check_config(config.as_deref()),
+        Command::Serve => actix_web::rt::System::new().block_on(serve(config)),
+    }
+}
+
+fn parse_args(args: &[String]) -> Option<(Command, Option<PathBuf>)> {
+    let (command, rest) = args.split_first()?;
+    let command = match command.as_str() {
+        "serve" => Command::Serve,
+        "check-config" => Command::CheckConfig,
+        _ => return None,
+    };
+    match rest {
+        [] => Some((command, None)),
+        [flag, file] if flag == "--config" => Some((command, Some(PathBuf::from(file)))),
+        _ => None,
+    }
+}
+
+fn check_config(config: Option<&Path>) -> ExitCode {
+    let shown = Settings::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|settings| serde_json::to_string_pretty(&settings.redacted()).map_err(|e| e.to_string()));
+    match shown {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shardrop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("SHARDROP_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match args.as_slice() {
-        [cmd] if cmd == "serve" => None,
-        [cmd, flag, file] if cmd == "serve" && flag == "--config" => Some(PathBuf::from(file)),
-        _ => {
-            eprintln!("{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
     match run(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shardrop: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
