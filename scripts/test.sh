@@ -3,7 +3,8 @@
 # pinned; Chromium; npm packages), makes sure PostgreSQL and Redis answer on 127.0.0.1
 # (starting them when they do not), starts a Garage for this run, then runs lints, the
 # Rust unit and integration tests (the API suite on Garage, then again on Ceph RGW), the
-# docs walk-through against a real `shardrop serve`, and the browser and fault tests
+# docs walk-through against a real `shardrop serve`, a schemathesis fuzz of the API against
+# its OpenAPI document (scripts/fuzz-api.sh), and the browser and fault tests
 # (headless Chromium driving the wasm engine and the page; the page's screenshots land in
 # tests/artifacts/ and docs/screenshot.png; tests/e2e/cluster.test.mjs runs a 3-replica,
 # 3-Garage-node cluster from infra/local/ and writes tests/artifacts/cluster-faults.json).
@@ -65,6 +66,9 @@ cargo build --release --locked --bin shardrop
 
 step "docs walk-through"
 tests/docs_walkthrough.sh
+
+step "API fuzz (schemathesis)"
+scripts/fuzz-api.sh
 
 step "browser and fault tests"
 (cd tests/e2e && npm test --silent)

@@ -93,12 +93,20 @@ impl Application {
         let app_state = state.clone();
         let json_limit = settings.http.json_limit;
         let web_dir = settings.web_dir.clone();
+        let sign_limit = crate::limits::sign_limit(&settings.http)?;
+        let http = settings.http.clone();
         let mut server = HttpServer::new(move || {
             let mut app = App::new().app_data(app_state.clone());
             if let Some(local) = &local {
                 app = app.app_data(local.clone());
             }
-            app.configure(|cfg| crate::routes::configure(cfg, json_limit, local.is_some(), &web_dir))
+            let routes = crate::routes::Routes {
+                json_limit,
+                local_store: local.is_some(),
+                web_dir: &web_dir,
+                sign_limit: sign_limit.as_ref(),
+            };
+            app.wrap(crate::limits::cors(&http)).configure(|cfg| crate::routes::configure(cfg, &routes))
         })
         .listen(listener)?;
         if settings.http.workers > 0 {

@@ -159,6 +159,16 @@ pub struct HttpSettings {
     pub json_limit: usize,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Origins whose pages may call the API (CORS); empty: pages of this server only.
+    pub cors_origins: Vec<String>,
+    /// Sign requests per second one client may make (a token bucket; 0: no limit).
+    pub sign_rate: u32,
+    /// How many sign requests a client may make at once before the rate applies.
+    pub sign_burst: u32,
+    /// Header that carries the client's address when a proxy is in front (`x-real-ip`,
+    /// or `x-forwarded-for`, whose last hop is used); empty: the peer address. Set it only
+    /// behind a proxy that overwrites the header.
+    pub client_ip_header: String,
 }
 
 impl Default for Settings {
@@ -239,7 +249,15 @@ impl Default for ReaperSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { json_limit: MIB as usize, workers: 0 }
+        Self {
+            json_limit: MIB as usize,
+            workers: 0,
+            cors_origins: Vec::new(),
+            // An honest engine signs up to 32 parts a request, a few requests a second.
+            sign_rate: 20,
+            sign_burst: 100,
+            client_ip_header: String::new(),
+        }
     }
 }
 

@@ -118,7 +118,8 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
     ApiError::bad_request("invalid-query", err.to_string()).into()
 }
 
-/// Gives the router's own bare errors (no route, wrong method) the same JSON shape.
+/// Gives the router's own bare errors (no route, wrong method) the same JSON shape, and a
+/// 405 its `Allow` header.
 pub fn bare_error_to_json<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let is_json = res
         .response()
@@ -137,7 +138,14 @@ pub fn bare_error_to_json<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
         s => ("bad-request", s.canonical_reason().unwrap_or("bad request").to_owned()),
     };
     let (req, _) = res.into_parts();
-    let body = HttpResponse::build(status).json(ErrorBody { code: code.into(), message });
+    let mut resp = HttpResponse::build(status);
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        // RFC 9110 (15.5.6): a 405 names the methods the resource does take.
+        if let Some(allow) = req.match_pattern().and_then(|p| crate::routes::allowed_methods(&p)) {
+            resp.insert_header((header::ALLOW, allow));
+        }
+    }
+    let body = resp.json(ErrorBody { code: code.into(), message });
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, body).map_into_right_body()))
 }
 

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub uploads_started: IntCounter,
     pub uploads_completed: IntCounter,
     pub uploads_instant: IntCounter,
+    pub challenges_failed: IntCounter,
     pub uploads_aborted: IntCounterVec,
     /// CompleteMultipartUpload (or single-PUT check) calls that succeeded: one per upload.
     pub compositions: IntCounter,
@@ -57,6 +58,10 @@ impl Metrics {
             uploads_started: counter("shardrop_uploads_started_total", "Uploads started")?,
             uploads_completed: counter("shardrop_uploads_completed_total", "Uploads completed into a file")?,
             uploads_instant: counter("shardrop_uploads_instant_total", "Uploads answered by content already stored")?,
+            challenges_failed: counter(
+                "shardrop_challenges_failed_total",
+                "Claims of stored content whose proof of possession was wrong",
+            )?,
             compositions: counter("shardrop_compositions_total", "Objects composed in storage by this replica")?,
             parts_signed: counter("shardrop_parts_signed_total", "Part URLs signed")?,
             parts_reported: counter("shardrop_parts_reported_total", "Part reports accepted")?,

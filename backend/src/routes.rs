@@ -1,13 +1,32 @@
 //! The route table (one screen) and the OpenAPI document generated from the handlers.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use actix_governor::Governor;
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
+use crate::app::AppState;
+use crate::limits::RateLimit;
 use crate::{error, files, health, metrics, uploads};
 
-pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize, local_store: bool, web_dir: &str) {
+/// What the route table depends on.
+pub struct Routes<'a> {
+    pub json_limit: usize,
+    /// Serve the embedded store's part and download URLs.
+    pub local_store: bool,
+    /// Folder served at `/`; empty: none.
+    pub web_dir: &'a str,
+    /// Rate limit of the signing route, shared by every worker.
+    pub sign_limit: Option<&'a RateLimit>,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
     use web::{delete, get, patch, post, put, resource};
+    let (json_limit, local_store, web_dir) = (r.json_limit, r.local_store, r.web_dir);
+    let sign = resource("/uploads/{upload_id}/parts/sign").route(post().to(uploads::routes::sign));
     cfg.app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error));
@@ -19,10 +38,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize, local_store: b
                 .route(get().to(uploads::routes::get))
                 .route(patch().to(uploads::routes::patch))
                 .route(delete().to(uploads::routes::delete)),
-        )
-        .service(resource("/uploads/{upload_id}/parts/sign").route(post().to(uploads::routes::sign)))
+        );
+    // Before `parts/{number}`, which would match "sign" too.
+    let api = match r.sign_limit {
+        Some(limit) => api.service(sign.wrap(Governor::new(limit))),
+        None => api.service(sign),
+    };
+    let api = api
         .service(resource("/uploads/{upload_id}/parts/{number}").route(put().to(uploads::routes::report)))
         .service(resource("/uploads/{upload_id}/complete").route(post().to(uploads::routes::complete)))
+        .service(resource("/uploads/{upload_id}/proof").route(post().to(uploads::routes::prove)))
         .service(resource("/files").route(get().to(files::routes::list)))
         .service(
             resource("/files/{file_id}").route(get().to(files::routes::get)).route(delete().to(files::routes::delete)),
@@ -32,8 +57,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize, local_store: b
         web::scope("")
             .wrap(ErrorHandlers::new().default_handler(error::bare_error_to_json))
             .wrap(from_fn(metrics::track))
-            .route("/healthz", get().to(health::healthz))
-            .route("/readyz", get().to(health::readyz))
+            // Resources, not bare routes: another method is 405 (with `Allow`), not 404.
+            .service(resource("/healthz").route(get().to(health::healthz)))
+            .service(resource("/readyz").route(get().to(health::readyz)))
             .route("/metrics", get().to(metrics::render))
             .configure(|cfg| {
                 if local_store {
@@ -56,7 +82,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize, local_store: b
     info(title = "Shardrop API", description = "Resumable, parallel uploads of very large files straight into S3-compatible storage."),
     paths(
         uploads::routes::create, uploads::routes::get, uploads::routes::patch, uploads::routes::delete,
-        uploads::routes::sign, uploads::routes::report, uploads::routes::complete,
+        uploads::routes::sign, uploads::routes::report, uploads::routes::complete, uploads::routes::prove,
         files::routes::list, files::routes::get, files::routes::delete, files::routes::content,
         health::healthz, health::readyz,
     ),
@@ -68,7 +94,72 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize, local_store: b
 )]
 pub struct ApiDoc;
 
-/// `GET /api/v1/openapi.json`
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+/// `GET /api/v1/openapi.json`: the document, with this server's configured limits filled in
+/// (they are settings, so the generated document cannot know them).
+pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let uploads = &state.settings.uploads;
+    let limits = [
+        ("/components/schemas/CreateUpload/properties/size", "maximum", uploads.max_file_size),
+        ("/components/schemas/SignRequest/properties/parts", "maxItems", uploads.max_sign_batch as u64),
+    ];
+    for (pointer, key, value) in limits {
+        if let Some(serde_json::Value::Object(schema)) = doc.pointer_mut(pointer) {
+            schema.insert(key.into(), value.into());
+        }
+    }
+    HttpResponse::Ok().json(doc)
+}
+
+/// The methods a path of the API takes, as an `Allow` header value (`GET, DELETE`), by its
+/// route pattern (`/api/v1/files/{file_id}`). Read from the OpenAPI document, which the API
+/// fuzz (`scripts/fuzz-api.sh`) holds to the routes, so the two cannot drift apart.
+pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
+    static ALLOW: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let allow = ALLOW.get_or_init(|| {
+        let paths = ApiDoc::openapi().paths.paths;
+        paths
+            .into_iter()
+            .map(|(path, item)| {
+                let ops = [
+                    ("GET", &item.get),
+                    ("POST", &item.post),
+                    ("PUT", &item.put),
+                    ("PATCH", &item.patch),
+                    ("DELETE", &item.delete),
+                ];
+                let methods: Vec<_> = ops.iter().filter(|(_, op)| op.is_some()).map(|(m, _)| *m).collect();
+                (path, methods.join(", "))
+            })
+            .collect()
+    });
+    allow.get(pattern).map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_the_documented_methods() {
+        assert_eq!(allowed_methods("/api/v1/uploads/{upload_id}"), Some("GET, PATCH, DELETE"));
+        assert_eq!(allowed_methods("/healthz"), Some("GET"));
+        assert_eq!(allowed_methods("/nope"), None);
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut ids: Vec<_> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{ids:?}");
+    }
 }

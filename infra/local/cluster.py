@@ -343,6 +343,8 @@ def replica_env(d, s, i):
             "SHARDROP__STORAGE__S3__ACCESS_KEY_ID": s["key_id"],
             "SHARDROP__STORAGE__S3__SECRET_ACCESS_KEY_FILE": str(secret),
             "SHARDROP__STORAGE__S3__CORS_ORIGINS": f"[http://{api},http://localhost:{p['api']}]",
+            # nginx sets X-Real-IP: rate limits count each client, not nginx.
+            "SHARDROP__HTTP__CLIENT_IP_HEADER": "x-real-ip",
         }
     )
     if (ROOT / "www/dist/index.html").exists():

@@ -68,13 +68,13 @@ class Client {
     this.sent = 0;
   }
 
-  /** fetch, retried on network errors and 502/503/504 (a replica or node going away). */
+  /** fetch, retried on network errors, 502/503/504 (a replica or node going away) and 429. */
   async fetch(url, init = {}, what = url) {
     for (let attempt = 0; ; attempt++) {
       let res;
       try {
         res = await fetch(url, { ...init, signal: AbortSignal.timeout(60_000) });
-        if (![502, 503, 504].includes(res.status)) return res;
+        if (![429, 502, 503, 504].includes(res.status)) return res;
         await res.arrayBuffer();
       } catch (e) {
         if (attempt >= 40) throw new Error(`${what}: ${e.message}`);

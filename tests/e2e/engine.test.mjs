@@ -64,6 +64,9 @@ for (const [label, storage, skip] of STORES) describe(`engine on ${label}`, { sk
     }
     for (const file of [files.big, files.copy]) {
       const page = await openPage(chromium, server);
+      // The claimed hash alone gets nothing: the worker answers the server's challenge.
+      const proofs = [];
+      page.on("request", (r) => r.url().endsWith("/proof") && proofs.push(JSON.parse(r.postData()).sha1));
       await startUpload(page, file);
       const t = await finished(page, file.name);
       assert.equal(t.error, undefined, JSON.stringify(t.error));
@@ -71,6 +74,8 @@ for (const [label, storage, skip] of STORES) describe(`engine on ${label}`, { sk
       assert.equal(t.result.instant, true);
       assert.equal(t.result.file_id, files.big.file_id);
       assert.equal(page.partPuts, 0, `${file.name}: no part PUT`);
+      assert.equal(proofs.length, 1, `${file.name}: one proof of possession`);
+      assert.match(proofs[0], /^[0-9a-f]{40}$/);
       await page.close();
     }
   });

@@ -19,6 +19,7 @@ const DEFAULT_PAGE: u32 = 100;
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Files per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -33,8 +34,9 @@ pub struct FileList {
 }
 
 /// Stored files, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/files", tag = "files", params(ListQuery), responses(
+#[utoipa::path(get, path = "/api/v1/files", operation_id = "list_files", tag = "files", params(ListQuery), responses(
     (status = 200, body = FileList),
+    (status = 400, description = "`invalid-query`: a parameter of the wrong type, or an unknown one", body = ErrorBody),
     (status = 422, description = "`invalid-limit`, `invalid-cursor`", body = ErrorBody),
 ))]
 pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
@@ -65,8 +67,9 @@ async fn load(state: &AppState, id: &str) -> Result<repo::FileRow, FileError> {
     repo::get(&state.db, id).await?.ok_or(FileError::NotFound)
 }
 
-#[utoipa::path(get, path = "/api/v1/files/{file_id}", tag = "files", params(("file_id" = String, Path,)), responses(
+#[utoipa::path(get, path = "/api/v1/files/{file_id}", operation_id = "get_file", tag = "files", params(("file_id" = String, Path,)), responses(
     (status = 200, body = FileView),
+    (status = 400, description = "`invalid-path`", body = ErrorBody),
     (status = 404, description = "`file-not-found`", body = ErrorBody),
 ))]
 pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Res {
@@ -74,8 +77,9 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Res {
 }
 
 /// Deletes the file; its stored object goes when no other file uses it.
-#[utoipa::path(delete, path = "/api/v1/files/{file_id}", tag = "files", params(("file_id" = String, Path,)), responses(
+#[utoipa::path(delete, path = "/api/v1/files/{file_id}", operation_id = "delete_file", tag = "files", params(("file_id" = String, Path,)), responses(
     (status = 204, description = "Deleted"),
+    (status = 400, description = "`invalid-path`", body = ErrorBody),
     (status = 404, description = "`file-not-found`", body = ErrorBody),
 ))]
 pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
@@ -88,8 +92,9 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
 }
 
 /// A redirect to a short-lived presigned GET of the content; Range works there.
-#[utoipa::path(get, path = "/api/v1/files/{file_id}/content", tag = "files", params(("file_id" = String, Path,)), responses(
+#[utoipa::path(get, path = "/api/v1/files/{file_id}/content", operation_id = "download_file", tag = "files", params(("file_id" = String, Path,)), responses(
     (status = 302, description = "`Location` is a presigned GET, valid for minutes"),
+    (status = 400, description = "`invalid-path`", body = ErrorBody),
     (status = 404, description = "`file-not-found`", body = ErrorBody),
 ))]
 pub async fn content(state: web::Data<AppState>, id: web::Path<String>) -> Res {

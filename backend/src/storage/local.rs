@@ -391,4 +391,15 @@ impl Store for LocalStore {
         let object = self.object(key).await?.ok_or(StorageError::NotFound)?;
         Ok(object.stream(0, object.size()))
     }
+
+    async fn read_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        let object = self.object(key).await?.ok_or(StorageError::NotFound)?;
+        let start = offset.min(object.size());
+        Ok(object.stream(start, len.min(object.size() - start)))
+    }
 }

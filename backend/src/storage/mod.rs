@@ -113,6 +113,13 @@ pub trait Store: Send + Sync + 'static {
     async fn sign_download(&self, target: DownloadTarget<'_>) -> Result<String, StorageError>;
     /// Streams the object's bytes (used to verify a file's SHA-1 from what is stored).
     async fn read(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError>;
+    /// Streams `len` bytes of the object from `offset` (a proof-of-possession range).
+    async fn read_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError>;
 }
 
 /// `Content-Disposition` for a download: `attachment` with an ASCII fallback and the full

@@ -386,7 +386,37 @@ impl Store for S3Store {
     }
 
     async fn read(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
-        let out = self.client.get_object().bucket(&self.bucket).key(self.key(key)).send().await.map_err(map_err)?;
+        self.get(key, None).await
+    }
+
+    async fn read_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        if len == 0 {
+            return Ok(futures_util::stream::empty().boxed());
+        }
+        self.get(key, Some(format!("bytes={offset}-{}", offset + len - 1))).await
+    }
+}
+
+impl S3Store {
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .set_range(range)
+            .send()
+            .await
+            .map_err(map_err)?;
         let stream = futures_util::stream::unfold(out.body, |mut body| async move {
             match body.next().await {
                 Some(Ok(bytes)) => Some((Ok(bytes), body)),

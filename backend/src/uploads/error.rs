@@ -41,6 +41,10 @@ pub enum UploadError {
     PartsMissing(Vec<u32>),
     #[error("a different SHA-1 was already given for this upload")]
     Sha1Conflict,
+    #[error("this upload has no challenge to answer (none was asked, or it was answered already)")]
+    NoChallenge,
+    #[error("the answer does not match the stored bytes: send the file's parts instead")]
+    ChallengeFailed,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -81,6 +85,8 @@ impl From<UploadError> for ApiError {
             UploadError::Completing => (S::CONFLICT, "upload-completing"),
             UploadError::PartsMissing(_) => (S::CONFLICT, "parts-missing"),
             UploadError::Sha1Conflict => (S::CONFLICT, "sha1-conflict"),
+            UploadError::NoChallenge => (S::CONFLICT, "no-challenge"),
+            UploadError::ChallengeFailed => (S::FORBIDDEN, "challenge-failed"),
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -25,22 +25,28 @@ pub use error::UploadError;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUpload {
-    /// The file's name (a relative path for files from a dropped folder).
-    #[schema(example = "holiday.mp4")]
+    /// The file's name (a relative path for files from a dropped folder): 1 to 1024 bytes
+    /// of UTF-8 without control characters.
+    #[schema(example = "holiday.mp4", min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")]
     pub name: String,
-    /// Exact size in bytes.
+    /// Exact size in bytes; the served document gives this server's maximum.
     #[schema(example = 1073741824)]
+    #[serde(deserialize_with = "validate::integer")]
     pub size: u64,
-    /// MIME type; `application/octet-stream` when absent.
+    /// MIME type (printable ASCII with a `/`); `application/octet-stream` when absent or empty.
+    #[schema(max_length = 255, pattern = r"^([ -~]*/[ -~]*)?$")]
     pub content_type: Option<String>,
     /// Hex SHA-1 of the whole file, when the client already knows it.
+    #[schema(pattern = r"^[0-9a-fA-F]{40}$")]
     pub sha1: Option<String>,
     /// The file's modification time (ms since the epoch): with name and size it lets a
     /// client that lost its state resume the upload it started.
+    #[serde(default, deserialize_with = "validate::opt_integer")]
     pub last_modified: Option<i64>,
     /// Hex SHA-1 of the file's content probe (three 64 KiB windows: start, middle, end;
     /// the whole file when it is at most 192 KiB). When a verified file has the same size
     /// and probe, the answer says `dedup_candidate`: hash the whole file before sending.
+    #[schema(pattern = r"^[0-9a-fA-F]{40}$")]
     pub probe: Option<String>,
 }
 
@@ -85,35 +91,55 @@ pub struct UploadView {
     /// A verified file has this size and content probe: the content may be stored
     /// already, so hash the whole file and give its SHA-1 (`PATCH`) before sending parts.
     pub dedup_candidate: bool,
+    /// The claimed SHA-1 names content that is stored already: prove the client holds it
+    /// by giving the SHA-1 of this byte range (`POST /uploads/{id}/proof`); right, the
+    /// upload ends as `instant` with nothing more to send.
+    pub challenge: Option<Challenge>,
 }
 
-/// `200` answer of `POST /api/v1/uploads` when the content is already stored.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct InstantView {
-    /// Always `instant`.
-    pub state: UploadState,
-    pub file: FileView,
+/// A byte range of the file, picked at random by the server.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Challenge {
+    pub offset: u64,
+    /// At most 1 MiB.
+    pub length: u64,
+}
+
+/// `POST /api/v1/uploads/{upload_id}/proof`
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProofRequest {
+    /// Hex SHA-1 of the challenge's byte range of the file.
+    #[schema(pattern = r"^[0-9a-fA-F]{40}$")]
+    pub sha1: String,
 }
 
 /// `POST /api/v1/uploads/{upload_id}/parts/sign`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
+    /// At least one; the served document gives this server's most per request.
+    #[schema(min_items = 1)]
     pub parts: Vec<SignPart>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignPart {
+    /// 1-based; at most the upload's `part_count`.
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(deserialize_with = "validate::integer")]
     pub number: u32,
     /// Base64 of the part's raw 20-byte SHA-1 (what S3's `x-amz-checksum-sha1` carries).
-    #[schema(example = "2jmj7l5rSw0yVb/vlWAYkK/YBwk=")]
+    #[schema(example = "2jmj7l5rSw0yVb/vlWAYkK/YBwk=", pattern = r"^[A-Za-z0-9+/]{26}[AEIMQUYcgkosw048]=$")]
     pub sha1: String,
     /// The part's length; must be what the plan gives for that number.
+    #[schema(maximum = 5368709120_i64)]
+    #[serde(deserialize_with = "validate::integer")]
     pub size: u64,
     /// Base64 of the part's raw 16-byte MD5 (what `Content-MD5` carries). Required when the
     /// upload's `part_check` is `md5`; signed into the URL whenever given.
-    #[schema(example = "1B2M2Y8AsgTpgAmY7PhCfg==")]
+    #[schema(example = "1B2M2Y8AsgTpgAmY7PhCfg==", pattern = r"^[A-Za-z0-9+/]{21}[AQgw]==$")]
     pub md5: Option<String>,
 }
 
@@ -138,8 +164,10 @@ pub struct SignedPart {
 #[serde(deny_unknown_fields)]
 pub struct ReportPart {
     /// The `ETag` header of the part PUT's answer, as given.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub etag: String,
     /// Base64 SHA-1 of the part, as signed.
+    #[schema(pattern = r"^[A-Za-z0-9+/]{26}[AEIMQUYcgkosw048]=$")]
     pub sha1: String,
 }
 
@@ -158,6 +186,7 @@ pub struct ReportAnswer {
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     /// Hex SHA-1 of the whole file (recommended: the server verifies it from the stored bytes).
+    #[schema(pattern = r"^[0-9a-fA-F]{40}$")]
     pub sha1: Option<String>,
 }
 
@@ -166,5 +195,6 @@ pub struct CompleteRequest {
 #[serde(deny_unknown_fields)]
 pub struct PatchUpload {
     /// Hex SHA-1 of the whole file, once the client has it.
+    #[schema(pattern = r"^[0-9a-fA-F]{40}$")]
     pub sha1: String,
 }

@@ -21,6 +21,11 @@ pub struct UploadRow {
     pub file_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// A pending proof-of-possession challenge: the file whose content was claimed, and the
+    /// byte range whose SHA-1 the client must give.
+    pub challenge_file: Option<String>,
+    pub challenge_offset: Option<i64>,
+    pub challenge_length: Option<i64>,
 }
 
 pub const UPLOADING: &str = "uploading";
@@ -30,11 +35,13 @@ pub const INSTANT: &str = "instant";
 pub const ABORTING: &str = "aborting";
 
 const COLUMNS: &str = "id, name, size, content_type, last_modified, sha1, part_size, part_count, storage_key, \
-                       storage_upload_id, state, file_id, created_at, updated_at";
+                       storage_upload_id, state, file_id, created_at, updated_at, challenge_file, challenge_offset, \
+                       challenge_length";
 
 pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO uploads ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        "INSERT INTO uploads ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     ))
     .bind(&u.id)
     .bind(&u.name)
@@ -50,9 +57,42 @@ pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
     .bind(&u.file_id)
     .bind(u.created_at)
     .bind(u.updated_at)
+    .bind(&u.challenge_file)
+    .bind(u.challenge_offset)
+    .bind(u.challenge_length)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Sets (or replaces) the upload's proof-of-possession challenge.
+pub async fn set_challenge(db: &Db, id: &str, file: &str, offset: i64, length: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE uploads SET challenge_file = $2, challenge_offset = $3, challenge_length = $4 \
+         WHERE id = $1 AND state = 'uploading'",
+    )
+    .bind(id)
+    .bind(file)
+    .bind(offset)
+    .bind(length)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Uses up the challenge the caller saw: true for exactly one answer, so each challenge
+/// gets one try.
+pub async fn take_challenge(db: &Db, id: &str, file: &str, offset: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE uploads SET challenge_file = NULL, challenge_offset = NULL, challenge_length = NULL \
+         WHERE id = $1 AND challenge_file = $2 AND challenge_offset = $3",
+    )
+    .bind(id)
+    .bind(file)
+    .bind(offset)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<UploadRow>, sqlx::Error> {

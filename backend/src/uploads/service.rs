@@ -5,10 +5,14 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use sha1::{Digest, Sha1};
 use shardrop_engine::{Md5B64, Plan, Sha1B64, Sha1Hex};
 
 use super::repo::{self, UploadRow, ABORTING, COMPLETE, COMPLETING, INSTANT, UPLOADING};
-use super::{validate, CreateUpload, ReportAnswer, SignPart, SignedPart, UploadError, UploadState, UploadView};
+use super::{
+    validate, Challenge, CreateUpload, ReportAnswer, SignPart, SignedPart, UploadError, UploadState, UploadView,
+};
 use crate::app::AppState;
 use crate::db::now_ms;
 use crate::files::{self, FileRow, FileView};
@@ -25,8 +29,6 @@ pub enum Created {
     New(UploadView),
     /// An open upload of the same file, to resume (200).
     Resumed(UploadView),
-    /// The content is already stored (200).
-    Instant(FileView),
 }
 
 /// What an attempt to compose the object ended in.
@@ -67,12 +69,6 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
         return Err(UploadError::FileTooLarge { size: req.size, max });
     }
     let size = i64::try_from(req.size).map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
-    if let Some(sha1) = &sha1 {
-        if let Some(file) = files::repo::find_verified(&state.db, sha1.as_str(), size).await? {
-            state.metrics.uploads_instant.inc();
-            return Ok(Created::Instant(FileView::from(&file)));
-        }
-    }
     let now = now_ms();
     if let Some(last_modified) = req.last_modified {
         let alive_since = now - state.ttl_ms();
@@ -83,7 +79,10 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
                 None => true,
             };
             if same {
-                let mut v = view(state, u).await?;
+                if let Some(sha1) = &sha1 {
+                    challenge_if_stored(state, &u, sha1).await?;
+                }
+                let mut v = view(state, load(state, &u.id).await?).await?;
                 v.dedup_candidate = dedup_candidate(state, size, probe.as_ref()).await?;
                 return Ok(Created::Resumed(v));
             }
@@ -112,6 +111,9 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
         file_id: None,
         created_at: now,
         updated_at: now,
+        challenge_file: None,
+        challenge_offset: None,
+        challenge_length: None,
     };
     if let Err(e) = repo::insert(&state.db, &row).await {
         // Leave nothing behind in storage for a row that was never written.
@@ -125,9 +127,75 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
         tracing::warn!(upload = %id, error = %e, "tracker open failed; it will be rebuilt from storage");
     }
     state.metrics.uploads_started.inc();
+    let row = match &row.sha1 {
+        Some(sha1) => {
+            challenge_if_stored(state, &row, &Sha1Hex::parse(sha1)?).await?;
+            load(state, &row.id).await?
+        }
+        None => row,
+    };
     let mut v = view_with_parts(state, &row, Vec::new()).await?;
     v.dedup_candidate = dedup_candidate(state, size, probe.as_ref()).await?;
     Ok(Created::New(v))
+}
+
+/// Most bytes a proof-of-possession range covers (the client reads and hashes them).
+const CHALLENGE_MAX: i64 = 1024 * 1024;
+
+/// When verified content with this SHA-1 and size is stored, asks the client to prove it
+/// holds it: the SHA-1 of a byte range picked at random. A claimed hash alone never grants
+/// stored content; the answer goes to [`prove`].
+async fn challenge_if_stored(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) -> Result<(), UploadError> {
+    if u.state != UPLOADING {
+        return Ok(());
+    }
+    let Some(file) = files::repo::find_verified(&state.db, sha1.as_str(), u.size).await? else { return Ok(()) };
+    let length = u.size.min(CHALLENGE_MAX);
+    let offset = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=u.size - length);
+    repo::set_challenge(&state.db, &u.id, &file.id, offset, length).await?;
+    Ok(())
+}
+
+/// Checks the answer to the upload's challenge against the stored bytes. Right: the upload
+/// ends as `instant`, linked to the stored file, and its parts are dropped. Wrong: refused,
+/// the challenge is used up, and the upload goes on as an ordinary one (send the parts).
+pub async fn prove(state: &AppState, id: &str, answer: &str) -> Result<UploadView, UploadError> {
+    let answer = Sha1Hex::parse(answer)?;
+    let u = load(state, id).await?;
+    let (Some(file_id), Some(offset), Some(length)) = (&u.challenge_file, u.challenge_offset, u.challenge_length)
+    else {
+        return Err(UploadError::NoChallenge);
+    };
+    if u.state != UPLOADING {
+        return Err(UploadError::AlreadyComplete);
+    }
+    if !repo::take_challenge(&state.db, id, file_id, offset).await? {
+        return Err(UploadError::NoChallenge); // another answer used it first
+    }
+    let file = match files::repo::get(&state.db, file_id).await? {
+        Some(f) if f.status == files::repo::VERIFIED => f,
+        _ => return Err(UploadError::NoChallenge), // the stored file went meanwhile
+    };
+    let mut range = state
+        .store
+        .read_range(&file.storage_key, u64::try_from(offset).unwrap_or(0), u64::try_from(length).unwrap_or(0))
+        .await?;
+    let mut hasher = Sha1::new();
+    while let Some(chunk) = range.next().await {
+        hasher.update(&chunk?);
+    }
+    if Sha1Hex::from_digest(&hasher.finalize().into()) != answer {
+        state.metrics.challenges_failed.inc();
+        tracing::warn!(upload = %id, file = %file.id, "proof of possession failed");
+        return Err(UploadError::ChallengeFailed);
+    }
+    let now = now_ms();
+    if repo::transition_if_unchanged(&state.db, id, UPLOADING, u.updated_at, ABORTING, now).await? {
+        drop_parts(state, &u).await?;
+        repo::finish(&state.db, id, INSTANT, &file.id, now).await?;
+        state.metrics.uploads_instant.inc();
+    }
+    view(state, load(state, id).await?).await
 }
 
 async fn dedup_candidate(state: &AppState, size: i64, probe: Option<&Sha1Hex>) -> Result<bool, UploadError> {
@@ -290,22 +358,13 @@ async fn record_claim(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) -> Result
     Ok(())
 }
 
-/// Records the whole-file SHA-1; if that content is already stored, the upload ends as
-/// `instant` and its parts are dropped.
+/// Records the whole-file SHA-1; if that content is already stored, the answer carries a
+/// challenge whose right answer ([`prove`]) ends the upload as `instant`.
 pub async fn set_sha1(state: &AppState, id: &str, sha1: &str) -> Result<UploadView, UploadError> {
     let sha1 = Sha1Hex::parse(sha1)?;
     let u = load(state, id).await?;
     record_claim(state, &u, &sha1).await?;
-    if u.state == UPLOADING {
-        if let Some(file) = files::repo::find_verified(&state.db, sha1.as_str(), u.size).await? {
-            let now = now_ms();
-            if repo::transition_if_unchanged(&state.db, id, UPLOADING, u.updated_at, ABORTING, now).await? {
-                drop_parts(state, &u).await?;
-                repo::finish(&state.db, id, INSTANT, &file.id, now).await?;
-                state.metrics.uploads_instant.inc();
-            }
-        }
-    }
+    challenge_if_stored(state, &u, &sha1).await?;
     view(state, load(state, id).await?).await
 }
 
@@ -570,6 +629,13 @@ async fn view_with_parts(state: &AppState, u: &UploadRow, parts_done: Vec<u32>) 
         file,
         dedup_candidate: false,
         part_check: state.store.part_check(),
+        challenge: match (&u.challenge_file, u.challenge_offset, u.challenge_length) {
+            (Some(_), Some(offset), Some(length)) if st == UploadState::Uploading => Some(Challenge {
+                offset: u64::try_from(offset).unwrap_or(0),
+                length: u64::try_from(length).unwrap_or(0),
+            }),
+            _ => None,
+        },
     })
 }
 

@@ -1,11 +1,16 @@
 //! Checks of client input that need no I/O.
 
+use serde::de::{Error as _, Unexpected};
+use serde::{Deserialize, Deserializer};
+
 use super::UploadError;
 
 const MAX_NAME_BYTES: usize = 1024;
 const MAX_CONTENT_TYPE: usize = 255;
 const MAX_ETAG: usize = 256;
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+/// 2^53 - 1: the largest whole number that a float, and so JavaScript, holds exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 pub fn name(name: &str) -> Result<(), UploadError> {
     if name.is_empty() {
@@ -27,6 +32,31 @@ pub fn content_type(ct: Option<&str>) -> Result<String, UploadError> {
         return Err(UploadError::InvalidContentType);
     }
     Ok(ct.to_owned())
+}
+
+/// A JSON integer, also when written with a zero fraction (`172.0`): JSON Schema, and so the
+/// OpenAPI document, counts that as the integer 172, and some encoders write whole numbers so.
+pub fn integer<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => Some(i128::from(i)),
+        (_, Some(u), _) => Some(i128::from(u)),
+        // Only where a float is exact (JavaScript's safe integers): past 2^53 a float names a
+        // range of integers, and an integer written out in full was parsed exactly above.
+        (_, _, Some(f)) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER => Some(f as i128),
+        _ => None,
+    };
+    let unexpected = n.to_string();
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .ok_or_else(|| D::Error::invalid_value(Unexpected::Other(&unexpected), &"a whole number in range"))
+}
+
+/// [`integer`] for an optional field (`null` or absent: `None`).
+pub fn opt_integer<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<T>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole<T: TryFrom<i128>>(#[serde(deserialize_with = "integer")] T);
+    Ok(Option::<Whole<T>>::deserialize(d)?.map(|Whole(v)| v))
 }
 
 pub fn etag(etag: &str) -> Result<(), UploadError> {
@@ -57,6 +87,32 @@ mod tests {
         assert_eq!(content_type(Some("text/plain; charset=utf-8")).unwrap(), "text/plain; charset=utf-8");
         assert!(content_type(Some("text")).is_err());
         assert!(content_type(Some("text/plain\r\nX: y")).is_err());
+    }
+
+    #[test]
+    fn integers_may_have_a_zero_fraction() {
+        #[derive(Deserialize)]
+        struct N {
+            #[serde(deserialize_with = "integer")]
+            n: u32,
+            #[serde(default, deserialize_with = "opt_integer")]
+            o: Option<i64>,
+        }
+        let parse = |s: &str| serde_json::from_str::<N>(s).map(|v| (v.n, v.o));
+        assert_eq!(parse(r#"{"n": 7}"#).unwrap(), (7, None));
+        assert_eq!(parse(r#"{"n": 7.0, "o": -2.0}"#).unwrap(), (7, Some(-2)));
+        assert_eq!(parse(r#"{"n": 1e3, "o": null}"#).unwrap(), (1000, None));
+        for bad in [
+            r#"{"n": 7.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": 4294967296}"#,
+            r#"{"n": "7"}"#,
+            r#"{"n": 1e300}"#,
+            r#"{"n": 1, "o": -9223372036854775809}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.is_data(), "{bad}: {e}");
+        }
     }
 
     #[test]

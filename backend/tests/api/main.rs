@@ -13,6 +13,7 @@ mod support;
 mod completion;
 mod errors;
 mod large;
+mod limits;
 mod queue;
 mod service;
 mod uploads;

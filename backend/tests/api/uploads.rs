@@ -13,6 +13,7 @@ on_both_backends!(
     part_reported_five_times_counts_once,
     resume_by_name_size_and_mtime,
     instant_upload_of_verified_content,
+    claiming_a_stored_hash_without_the_bytes_gets_nothing,
     wrong_claimed_sha1_never_becomes_a_dedup_target,
     abort_removes_the_upload_everywhere,
     files_list_get_delete,
@@ -198,31 +199,83 @@ async fn instant_upload_of_verified_content(backend: Backend) {
     assert_eq!((status, &v["dedup_candidate"]), (201, &json!(false)), "{v}");
     let (status, v) = app.post("/uploads", json!({"name": "p", "size": 1, "probe": "xyz"})).await;
     assert_eq!((status, v["code"].as_str()), (422, Some("invalid-probe")));
-    // Known content and size: answered at once, nothing to send.
+    // Known content and size: a challenge, answered from the bytes; nothing else to send.
     let (status, v) = app.post("/uploads", json!({"name": "copy.bin", "size": whole.len(), "sha1": sha})).await;
-    assert_eq!((status, &v["state"], &v["file"]["file_id"]), (200, &json!("instant"), &json!(file_id)), "{v}");
+    assert_eq!((status, &v["state"]), (201, &json!("uploading")), "{v}");
+    let v = prove(&app, &v, &whole).await;
+    assert_eq!((&v["state"], &v["file"]["file_id"]), (&json!("instant"), &json!(file_id)), "{v}");
     // The same hash with another size is not that content.
-    let (status, _) = app.post("/uploads", json!({"name": "x", "size": 3, "sha1": sha})).await;
-    assert_eq!(status, 201);
-    // The hash learnt mid-upload: the upload ends as instant and its parts are dropped.
+    let (status, v) = app.post("/uploads", json!({"name": "x", "size": 3, "sha1": sha})).await;
+    assert_eq!((status, &v["challenge"]), (201, &json!(null)));
+    // The hash learnt mid-upload: challenged; proved, the upload ends as instant and its
+    // parts are dropped.
     let created = app.create("late.bin", whole.len() as u64).await;
     let late = created["upload_id"].as_str().unwrap();
     app.send_part(late, 1, &parts[0]).await;
     let (status, v) = app.call(reqwest::Method::PATCH, &format!("/uploads/{late}"), Some(json!({"sha1": sha}))).await;
-    assert_eq!((status, &v["state"], &v["file"]["file_id"]), (200, &json!("instant"), &json!(file_id)), "{v}");
+    assert_eq!((status, &v["state"]), (200, &json!("uploading")), "{v}");
+    let v = prove(&app, &v, &whole).await;
+    assert_eq!((&v["state"], &v["file"]["file_id"]), (&json!("instant"), &json!(file_id)), "{v}");
     assert_eq!(app.metric("shardrop_compositions_total").await, 1);
+}
+
+/// Answers an upload's challenge from `bytes`; answers the proof's JSON.
+async fn prove(app: &TestApp, upload: &serde_json::Value, bytes: &[u8]) -> serde_json::Value {
+    let c = &upload["challenge"];
+    let (offset, length) = (c["offset"].as_u64().unwrap() as usize, c["length"].as_u64().unwrap() as usize);
+    assert!(length > 0 && offset + length <= bytes.len(), "{c}");
+    let id = upload["upload_id"].as_str().unwrap();
+    let answer = sha1_hex(&bytes[offset..offset + length]);
+    let (status, v) = app.post(&format!("/uploads/{id}/proof"), json!({ "sha1": answer })).await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// A claimed hash alone never grants stored content: without the bytes the proof fails,
+/// nothing is linked, the challenge is used up, and the upload stays an ordinary one.
+async fn claiming_a_stored_hash_without_the_bytes_gets_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let parts = three_parts(8);
+    let whole = parts.concat();
+    let sha = sha1_hex(&whole);
+    let (_, last) = app.upload("secret.bin", &parts).await;
+    let file_id = last["file"]["file_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.wait_verified(&file_id).await, "verified");
+
+    let (status, v) = app.post("/uploads", json!({"name": "stolen.bin", "size": whole.len(), "sha1": sha})).await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["upload_id"].as_str().unwrap().to_owned();
+    assert!(v["challenge"]["length"].as_u64().unwrap() > 0, "{v}");
+    // A guess (here: the hash of the whole file, which the claimant knows) is refused.
+    let (status, e) = app.post(&format!("/uploads/{id}/proof"), json!({ "sha1": sha })).await;
+    assert_eq!((status, e["code"].as_str()), (403, Some("challenge-failed")), "{e}");
+    let (status, v) = app.get(&format!("/uploads/{id}")).await;
+    assert_eq!(
+        (status, &v["state"], &v["file"], &v["challenge"]),
+        (200, &json!("uploading"), &json!(null), &json!(null))
+    );
+    // One try per challenge.
+    let (status, e) = app.post(&format!("/uploads/{id}/proof"), json!({ "sha1": sha })).await;
+    assert_eq!((status, e["code"].as_str()), (409, Some("no-challenge")), "{e}");
+    assert_eq!(app.metric("shardrop_challenges_failed_total").await, 1);
+    assert_eq!(app.metric("shardrop_uploads_instant_total").await, 0);
 }
 
 async fn wrong_claimed_sha1_never_becomes_a_dedup_target(backend: Backend) {
     let app = spawn_app(backend).await;
     let parts = three_parts(6);
     let lie = sha1_hex(b"some other content");
-    let (id, _) = app.upload("liar.bin", &parts).await;
-    let (status, v) = app.post(&format!("/uploads/{id}/complete"), json!({"sha1": lie})).await;
-    assert_eq!(status, 200, "{v}");
-    let file_id = v["file"]["file_id"].as_str().unwrap();
-    assert_eq!(app.wait_verified(file_id).await, "corrupt");
     let size: usize = parts.iter().map(Vec::len).sum();
+    // The lie is claimed up front (claimed after verification it would be a 409 conflict).
+    let (status, v) = app.post("/uploads", json!({"name": "liar.bin", "size": size, "sha1": lie})).await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["upload_id"].as_str().unwrap();
+    let mut last = serde_json::Value::Null;
+    for (i, bytes) in parts.iter().enumerate() {
+        last = app.send_part(id, i as u32 + 1, bytes).await;
+    }
+    let file_id = last["file"]["file_id"].as_str().unwrap();
+    assert_eq!(app.wait_verified(file_id).await, "corrupt");
     let (status, v) = app.post("/uploads", json!({"name": "y", "size": size, "sha1": lie})).await;
     assert_eq!((status, &v["state"]), (201, &json!("uploading")), "{v}");
 }

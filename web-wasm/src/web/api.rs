@@ -36,6 +36,16 @@ pub struct Upload {
     /// with its MD5 as well.
     #[serde(default)]
     pub part_check: String,
+    /// The backend holds the content this upload claims: prove it is ours by giving the
+    /// SHA-1 of this byte range.
+    #[serde(default)]
+    pub challenge: Option<Challenge>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Challenge {
+    pub offset: u64,
+    pub length: u64,
 }
 
 /// What signing a part binds into its URL.
@@ -154,6 +164,11 @@ impl Api {
 
     pub async fn set_sha1(&self, id: &str, sha1: &str) -> Result<Upload, EngineError> {
         self.call("PATCH", &format!("/uploads/{id}"), Some(json!({ "sha1": sha1 }))).await
+    }
+
+    /// Answers the upload's challenge with the hex SHA-1 of its byte range.
+    pub async fn prove(&self, id: &str, sha1: &str) -> Result<Upload, EngineError> {
+        self.call("POST", &format!("/uploads/{id}/proof"), Some(json!({ "sha1": sha1 }))).await
     }
 
     pub async fn complete(&self, id: &str, sha1: &str) -> Result<Upload, EngineError> {

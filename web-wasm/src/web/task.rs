@@ -218,6 +218,10 @@ impl Task {
                 }
             }
         };
+        let upload = self.settle(upload).await?;
+        if let (Some(file), "instant") = (upload.file.clone(), upload.state.as_str()) {
+            return Ok(Stored::of(file, true));
+        }
         *self.upload_id.borrow_mut() = upload.upload_id.clone();
         self.md5_parts.set(upload.part_check == "md5");
         (self.emit)(Event::Started { task: self.id, upload_id: &upload.upload_id });
@@ -232,7 +236,7 @@ impl Task {
         if upload.dedup_candidate {
             // A verified file has this size and probe: hash everything before sending anything.
             let sha1 = self.hash_whole(&plan).await?;
-            let u = self.api.set_sha1(&upload.upload_id, sha1.as_str()).await?;
+            let u = self.settle(self.api.set_sha1(&upload.upload_id, sha1.as_str()).await?).await?;
             if let (Some(file), "instant") = (u.file.clone(), u.state.as_str()) {
                 return Ok(Stored::of(file, true));
             }
@@ -269,6 +273,22 @@ impl Task {
         kv::put(&fp, &serde_json::to_string(&Memory { upload_id: None, sha1: file.sha1.clone() }).unwrap_or_default())
             .await;
         Ok(Stored::of(file, true))
+    }
+
+    /// Answers the backend's proof-of-possession challenge, if it asks one: the SHA-1 of the
+    /// byte range it picked, read from the file here. Right, the upload ends as `instant`; a
+    /// refused answer (the file changed on disk) is no failure: the parts go as usual.
+    async fn settle(&self, u: super::api::Upload) -> Result<super::api::Upload, EngineError> {
+        let Some(c) = &u.challenge else { return Ok(u) };
+        let bytes = io::read(&self.file, c.offset, c.offset + c.length).await?.to_vec();
+        let answer = Sha1Hex::from_digest(&crate::hashing::sha1(&bytes));
+        match self.api.prove(&u.upload_id, answer.as_str()).await {
+            Ok(proved) => Ok(proved),
+            Err(e) if e.code == "challenge-failed" || e.code == "no-challenge" => {
+                Ok(super::api::Upload { challenge: None, ..u })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The upload this browser started for the same file, if the backend still has it open.
@@ -368,7 +388,7 @@ impl Task {
         // Tell the backend as soon as the hash is known: if it holds this content, stop.
         if !self.ctl.is_finished() {
             let id = self.upload_id.borrow().clone();
-            let u = self.api.set_sha1(&id, sha1.as_str()).await?;
+            let u = self.settle(self.api.set_sha1(&id, sha1.as_str()).await?).await?;
             if let (Some(file), "instant") = (u.file, u.state.as_str()) {
                 *self.file_info.borrow_mut() = Some(file);
                 self.ctl.finish();
