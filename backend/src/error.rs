@@ -109,6 +109,17 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     e.into()
 }
 
+/// A JSON body that must be an object. Serde also reads a struct from an array of its
+/// fields, so a struct whose fields are all optional would take `[]`; no route takes that.
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        serde_json::from_value(serde_json::Value::Object(map)).map(Object).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A path segment of the wrong type (say, a part number that is not a number).
 pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request("invalid-path", err.to_string()).into()

@@ -52,7 +52,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
         .service(
             resource("/files/{file_id}").route(get().to(files::routes::get)).route(delete().to(files::routes::delete)),
         )
-        .service(resource("/files/{file_id}/content").route(get().to(files::routes::content)));
+        .service(resource("/files/{file_id}/content").route(get().to(files::routes::content)))
+        .service(resource("/files/{file_id}/shares").route(post().to(files::shares::create)))
+        .service(resource("/files/{file_id}/shares/{share_id}").route(delete().to(files::shares::revoke)))
+        .service(resource("/shares/{token}").route(get().to(files::shares::follow)));
     cfg.service(
         web::scope("")
             .wrap(ErrorHandlers::new().default_handler(error::bare_error_to_json))
@@ -84,6 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
         uploads::routes::create, uploads::routes::get, uploads::routes::patch, uploads::routes::delete,
         uploads::routes::sign, uploads::routes::report, uploads::routes::complete, uploads::routes::prove,
         files::routes::list, files::routes::get, files::routes::delete, files::routes::content,
+        files::shares::create, files::shares::revoke, files::shares::follow,
         health::healthz, health::readyz,
     ),
     tags(

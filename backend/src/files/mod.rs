@@ -10,6 +10,7 @@ use serde::Serialize;
 pub mod error;
 pub mod repo;
 pub mod routes;
+pub mod shares;
 pub mod verify;
 
 pub use error::FileError;

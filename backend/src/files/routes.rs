@@ -84,6 +84,7 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Res {
 ))]
 pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
     let file = load(&state, &id).await?;
+    super::shares::delete_for_file(&state.db, &file.id).await.map_err(FileError::from)?;
     let shared = repo::delete(&state.db, &file).await.map_err(FileError::from)?;
     if !shared {
         state.store.delete(&file.storage_key).await.map_err(FileError::from)?;
@@ -99,7 +100,16 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
 ))]
 pub async fn content(state: web::Data<AppState>, id: web::Path<String>) -> Res {
     let file = load(&state, &id).await?;
-    let url = state
+    let url = download_url(&state, &file).await?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// A presigned GET of the file, named for download, living `uploads.download_ttl_secs`.
+pub(super) async fn download_url(state: &AppState, file: &repo::FileRow) -> Result<String, FileError> {
+    Ok(state
         .store
         .sign_download(DownloadTarget {
             key: &file.storage_key,
@@ -107,10 +117,5 @@ pub async fn content(state: web::Data<AppState>, id: web::Path<String>) -> Res {
             content_type: &file.content_type,
             ttl: Duration::from_secs(state.settings.uploads.download_ttl_secs),
         })
-        .await
-        .map_err(FileError::from)?;
-    Ok(HttpResponse::Found()
-        .insert_header((header::LOCATION, url))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+        .await?)
 }

@@ -17,7 +17,7 @@ pub mod reaper;
 pub mod repo;
 pub mod routes;
 pub mod service;
-mod validate;
+pub(crate) mod validate;
 
 pub use error::UploadError;
 

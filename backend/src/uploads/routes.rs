@@ -8,7 +8,7 @@ use super::{
     UploadView,
 };
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, Object};
 
 type Res = Result<HttpResponse, ApiError>;
 
@@ -140,7 +140,11 @@ pub async fn report(state: web::Data<AppState>, path: web::Path<(String, u32)>, 
         (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
         (status = 422, description = "`invalid-sha1`, `invalid-field`", body = ErrorBody),
 ))]
-pub async fn complete(state: web::Data<AppState>, id: web::Path<String>, body: web::Json<CompleteRequest>) -> Res {
-    let sha1 = body.into_inner().sha1;
+pub async fn complete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Object<CompleteRequest>>,
+) -> Res {
+    let sha1 = body.into_inner().0.sha1;
     Ok(HttpResponse::Ok().json(service::complete(&state, &id, sha1.as_deref()).await?))
 }

@@ -16,4 +16,5 @@ mod large;
 mod limits;
 mod queue;
 mod service;
+mod shares;
 mod uploads;

@@ -17,6 +17,7 @@ on_both_backends!(
     wrong_claimed_sha1_never_becomes_a_dedup_target,
     abort_removes_the_upload_everywhere,
     files_list_get_delete,
+    download_urls_expire,
     reaper_aborts_idle_uploads,
 );
 
@@ -326,6 +327,35 @@ async fn files_list_get_delete(backend: Backend) {
     assert_eq!(status, 404);
     let (_, all) = app.get("/files").await;
     assert_eq!(all["files"].as_array().unwrap().len(), 2);
+}
+
+/// A download URL lives `uploads.download_ttl_secs`: within it, Range works and the name is
+/// safe whatever it holds; past it, the storage refuses the URL.
+async fn download_urls_expire(backend: Backend) {
+    let (mut s, dir) = settings(backend).await;
+    s.uploads.download_ttl_secs = 1;
+    let app = spawn_with(s, dir).await;
+    let bytes = part_bytes(31, 1000);
+    let name = "a \"quoted\"/name ü.txt";
+    let (_, last) = app.upload(name, std::slice::from_ref(&bytes)).await;
+    let file_id = last["file"]["file_id"].as_str().unwrap();
+    let resp = app.client.get(app.url(&format!("/files/{file_id}/content"))).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    // (Garage 2.5 sets the signed Content-Disposition on a whole GET only, not on a 206.)
+    let full = app.client.get(&location).send().await.unwrap();
+    assert_eq!(full.status(), 200);
+    let disposition = full.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.contains("filename*=UTF-8''a%20%22quoted%22%2Fname%20%C3%BC%2Etxt"), "{disposition}");
+    assert!(disposition.starts_with("attachment; filename=\"a _quoted__name _.txt\""), "{disposition}");
+    let got = app.client.get(&location).header("range", "bytes=10-19").send().await.unwrap();
+    assert_eq!(got.status(), 206);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), &bytes[10..20]);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let late = app.client.get(&location).send().await.unwrap();
+    let status = late.status().as_u16();
+    // S3 servers answer 403 (Garage: 400 "Date is too old"); never the bytes.
+    assert!(matches!(status, 400 | 403), "an expired download URL answered {status}");
 }
 
 async fn reaper_aborts_idle_uploads(backend: Backend) {
