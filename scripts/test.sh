@@ -48,7 +48,9 @@ stop_rgw
 stop_cluster() { python3 infra/local/cluster.py destroy "$ROOT/target/cluster-test" >/dev/null 2>&1 || true; }
 trap 'stop_garage; stop_rgw; stop_cluster' EXIT
 (
-    eval "$(infra/ceph/rgw.sh start "$RGW_DIR" --export)"
+    # An RGW that fails to start must fail the run, not leave Garage's settings in place.
+    rgw_env=$(infra/ceph/rgw.sh start "$RGW_DIR" --export) || exit 1
+    eval "$rgw_env"
     SHARDROP_TEST_S3_PART_CHECK=md5 cargo test -p shardrop-backend --test api --locked -- --skip embedded
 )
 # It keeps running for the engine's browser test on RGW, under names of its own.

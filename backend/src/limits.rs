@@ -35,7 +35,15 @@ impl ClientKey {
             // X-Forwarded-For lists every hop; the last was added by our own proxy.
             req.headers().get(h)?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok()
         });
-        from_header.or_else(|| req.peer_addr().map(|a| a.ip()))
+        // An IPv6 client usually holds a whole /64: one bucket for it, not one per address.
+        from_header.or_else(|| req.peer_addr().map(|a| a.ip())).map(|ip| match ip {
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+            v4 => v4,
+        })
     }
 }
 

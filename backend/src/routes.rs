@@ -39,15 +39,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
                 .route(patch().to(uploads::routes::patch))
                 .route(delete().to(uploads::routes::delete)),
         );
-    // Before `parts/{number}`, which would match "sign" too.
+    // Signing and proofs (each reads up to 1 MiB from storage) share the client's bucket.
+    // Sign goes before `parts/{number}`, which would match "sign" too.
+    let proof = resource("/uploads/{upload_id}/proof").route(post().to(uploads::routes::prove));
     let api = match r.sign_limit {
-        Some(limit) => api.service(sign.wrap(Governor::new(limit))),
-        None => api.service(sign),
+        Some(limit) => api.service(sign.wrap(Governor::new(limit))).service(proof.wrap(Governor::new(limit))),
+        None => api.service(sign).service(proof),
     };
     let api = api
         .service(resource("/uploads/{upload_id}/parts/{number}").route(put().to(uploads::routes::report)))
         .service(resource("/uploads/{upload_id}/complete").route(post().to(uploads::routes::complete)))
-        .service(resource("/uploads/{upload_id}/proof").route(post().to(uploads::routes::prove)))
         .service(resource("/files").route(get().to(files::routes::list)))
         .service(
             resource("/files/{file_id}").route(get().to(files::routes::get)).route(delete().to(files::routes::delete)),

@@ -119,10 +119,11 @@ def running(d, name):
     """The pid of NAME if the process this cluster started is still alive."""
     try:
         pid, started = (d / "run" / f"{name}.pid").read_text().split()
-    except (OSError, ValueError):
-        return None
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] if start_time(pid) else None
-    if start_time(pid) != started or state == "Z":
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None  # no record, or the process is gone (even between two reads)
+    # fields[0] is the state (Z: a zombie, dead already); fields[19] the start time.
+    if fields[19] != started or fields[0] == "Z":
         return None
     return int(pid)
 

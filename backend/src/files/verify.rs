@@ -104,6 +104,10 @@ async fn work(state: &AppState, job: &VerifyJob) {
                 if let Err(e) = state.tracker.touch_verify(&state.replica, job).await {
                     tracing::warn!(file = %file.id, error = %e, "could not keep the verification job");
                 }
+                // A slow read is alive, not lost: the reaper leaves it alone.
+                if let Err(e) = repo::mark_queued(&state.db, &file.id, now_ms()).await {
+                    tracing::warn!(file = %file.id, error = %e, "could not note the verification as alive");
+                }
             }
         }
     };

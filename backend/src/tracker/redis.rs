@@ -46,6 +46,9 @@ pub struct RedisTracker {
     prefix: String,
     record: Script,
     release: Script,
+    /// Where the next XAUTOCLAIM scan of the pending jobs starts: each call looks at a few
+    /// entries, so the scan walks the whole list over calls instead of its first entries.
+    claim_cursor: std::sync::Mutex<String>,
 }
 
 impl RedisTracker {
@@ -53,7 +56,13 @@ impl RedisTracker {
         let pool = Config::from_url(url)
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| TrackerError::Other(format!("redis pool: {e}")))?;
-        Ok(Self { pool, prefix: prefix.to_owned(), record: Script::new(RECORD), release: Script::new(RELEASE) })
+        Ok(Self {
+            pool,
+            prefix: prefix.to_owned(),
+            record: Script::new(RECORD),
+            release: Script::new(RELEASE),
+            claim_cursor: std::sync::Mutex::new("0-0".into()),
+        })
     }
 
     fn keys(&self, upload: &str) -> [String; 3] {
@@ -85,16 +94,21 @@ impl RedisTracker {
         stale: Duration,
         wait: Duration,
     ) -> Result<Option<VerifyJob>, redis::RedisError> {
+        let start = self.claim_cursor.lock().map(|c| c.clone()).unwrap_or_else(|_| "0-0".into());
         let claimed: redis::streams::StreamAutoClaimReply = c
             .xautoclaim_options(
                 self.queue(),
                 VERIFIERS,
                 consumer,
                 millis(stale),
-                "0-0",
+                &start,
                 StreamAutoClaimOptions::default().count(1),
             )
             .await?;
+        if let Ok(mut cursor) = self.claim_cursor.lock() {
+            // "0-0" again once the scan has reached the end.
+            *cursor = claimed.next_stream_id.clone();
+        }
         if let Some(entry) = claimed.claimed.into_iter().next() {
             return Ok(Some(job(entry)));
         }

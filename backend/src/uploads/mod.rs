@@ -97,19 +97,24 @@ pub struct UploadView {
     pub challenge: Option<Challenge>,
 }
 
-/// A byte range of the file, picked at random by the server.
+/// A byte range of the file, picked at random by the server. The answer is the hex
+/// SHA-1 of the nonce's 16 bytes followed by the range's bytes (so it is never the file's
+/// own SHA-1, even when the range is the whole file).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Challenge {
     pub offset: u64,
     /// At most 1 MiB.
     pub length: u64,
+    /// Hex of 16 random bytes.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub nonce: String,
 }
 
 /// `POST /api/v1/uploads/{upload_id}/proof`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProofRequest {
-    /// Hex SHA-1 of the challenge's byte range of the file.
+    /// Hex SHA-1 of the challenge's nonce bytes followed by its byte range of the file.
     #[schema(pattern = r"^[0-9a-fA-F]{40}$")]
     pub sha1: String,
 }

@@ -26,6 +26,8 @@ pub struct UploadRow {
     pub challenge_file: Option<String>,
     pub challenge_offset: Option<i64>,
     pub challenge_length: Option<i64>,
+    /// Hex of 16 random bytes hashed before the range.
+    pub challenge_nonce: Option<String>,
 }
 
 pub const UPLOADING: &str = "uploading";
@@ -36,12 +38,12 @@ pub const ABORTING: &str = "aborting";
 
 const COLUMNS: &str = "id, name, size, content_type, last_modified, sha1, part_size, part_count, storage_key, \
                        storage_upload_id, state, file_id, created_at, updated_at, challenge_file, challenge_offset, \
-                       challenge_length";
+                       challenge_length, challenge_nonce";
 
 pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO uploads ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     ))
     .bind(&u.id)
     .bind(&u.name)
@@ -60,36 +62,46 @@ pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
     .bind(&u.challenge_file)
     .bind(u.challenge_offset)
     .bind(u.challenge_length)
+    .bind(&u.challenge_nonce)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// Sets (or replaces) the upload's proof-of-possession challenge.
-pub async fn set_challenge(db: &Db, id: &str, file: &str, offset: i64, length: i64) -> Result<(), sqlx::Error> {
+/// Sets the upload's proof-of-possession challenge, unless it ever had one: one challenge
+/// per upload, so a client cannot draw ranges until one lands on bytes it knows.
+pub async fn set_challenge(
+    db: &Db,
+    id: &str,
+    file: &str,
+    offset: i64,
+    length: i64,
+    nonce: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE uploads SET challenge_file = $2, challenge_offset = $3, challenge_length = $4 \
-         WHERE id = $1 AND state = 'uploading'",
+        "UPDATE uploads SET challenge_file = $2, challenge_offset = $3, challenge_length = $4, challenge_nonce = $5 \
+         WHERE id = $1 AND state = 'uploading' AND challenge_file IS NULL",
     )
     .bind(id)
     .bind(file)
     .bind(offset)
     .bind(length)
+    .bind(nonce)
     .execute(db)
     .await?;
     Ok(())
 }
 
 /// Uses up the challenge the caller saw: true for exactly one answer, so each challenge
-/// gets one try.
-pub async fn take_challenge(db: &Db, id: &str, file: &str, offset: i64) -> Result<bool, sqlx::Error> {
+/// gets one try. The file stays noted (with no nonce), so no new challenge is drawn.
+pub async fn take_challenge(db: &Db, id: &str, file: &str, nonce: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE uploads SET challenge_file = NULL, challenge_offset = NULL, challenge_length = NULL \
-         WHERE id = $1 AND challenge_file = $2 AND challenge_offset = $3",
+        "UPDATE uploads SET challenge_nonce = NULL \
+         WHERE id = $1 AND challenge_file = $2 AND challenge_nonce = $3",
     )
     .bind(id)
     .bind(file)
-    .bind(offset)
+    .bind(nonce)
     .execute(db)
     .await?;
     Ok(r.rows_affected() == 1)

@@ -58,7 +58,8 @@ pub async fn patch(state: web::Data<AppState>, id: web::Path<String>, body: web:
     Ok(HttpResponse::Ok().json(service::set_sha1(&state, &id, &body.sha1).await?))
 }
 
-/// Answer the upload's challenge: the hex SHA-1 of its byte range of the file. Right, the
+/// Answer the upload's challenge: the hex SHA-1 of its nonce's bytes followed by its byte
+/// range of the file. Right, the
 /// upload ends as `instant`, linked to the stored content; wrong, `403 challenge-failed` and
 /// the upload goes on as an ordinary one.
 #[utoipa::path(post, path = "/api/v1/uploads/{upload_id}/proof", operation_id = "prove_upload", tag = "uploads", request_body = ProofRequest,
@@ -72,6 +73,7 @@ pub async fn patch(state: web::Data<AppState>, id: web::Path<String>, body: web:
         (status = 413, description = "`body-too-large`", body = ErrorBody),
         (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
         (status = 422, description = "`invalid-sha1`, `invalid-field`", body = ErrorBody),
+        (status = 429, description = "`rate-limited`: shares the signing limit (`http.sign_rate`); see `Retry-After`", body = ErrorBody),
 ))]
 pub async fn prove(state: web::Data<AppState>, id: web::Path<String>, body: web::Json<ProofRequest>) -> Res {
     Ok(HttpResponse::Ok().json(service::prove(&state, &id, &body.sha1).await?))

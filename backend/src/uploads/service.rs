@@ -114,6 +114,7 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
         challenge_file: None,
         challenge_offset: None,
         challenge_length: None,
+        challenge_nonce: None,
     };
     if let Err(e) = repo::insert(&state.db, &row).await {
         // Leave nothing behind in storage for a row that was never written.
@@ -152,7 +153,8 @@ async fn challenge_if_stored(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) ->
     let Some(file) = files::repo::find_verified(&state.db, sha1.as_str(), u.size).await? else { return Ok(()) };
     let length = u.size.min(CHALLENGE_MAX);
     let offset = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=u.size - length);
-    repo::set_challenge(&state.db, &u.id, &file.id, offset, length).await?;
+    let nonce = hex::encode(rand::random::<[u8; 16]>());
+    repo::set_challenge(&state.db, &u.id, &file.id, offset, length, &nonce).await?;
     Ok(())
 }
 
@@ -162,14 +164,15 @@ async fn challenge_if_stored(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) ->
 pub async fn prove(state: &AppState, id: &str, answer: &str) -> Result<UploadView, UploadError> {
     let answer = Sha1Hex::parse(answer)?;
     let u = load(state, id).await?;
-    let (Some(file_id), Some(offset), Some(length)) = (&u.challenge_file, u.challenge_offset, u.challenge_length)
+    let (Some(file_id), Some(offset), Some(length), Some(nonce)) =
+        (&u.challenge_file, u.challenge_offset, u.challenge_length, &u.challenge_nonce)
     else {
         return Err(UploadError::NoChallenge);
     };
     if u.state != UPLOADING {
         return Err(UploadError::AlreadyComplete);
     }
-    if !repo::take_challenge(&state.db, id, file_id, offset).await? {
+    if !repo::take_challenge(&state.db, id, file_id, nonce).await? {
         return Err(UploadError::NoChallenge); // another answer used it first
     }
     let file = match files::repo::get(&state.db, file_id).await? {
@@ -181,6 +184,7 @@ pub async fn prove(state: &AppState, id: &str, answer: &str) -> Result<UploadVie
         .read_range(&file.storage_key, u64::try_from(offset).unwrap_or(0), u64::try_from(length).unwrap_or(0))
         .await?;
     let mut hasher = Sha1::new();
+    hasher.update(hex::decode(nonce).unwrap_or_default());
     while let Some(chunk) = range.next().await {
         hasher.update(&chunk?);
     }
@@ -189,8 +193,9 @@ pub async fn prove(state: &AppState, id: &str, answer: &str) -> Result<UploadVie
         tracing::warn!(upload = %id, file = %file.id, "proof of possession failed");
         return Err(UploadError::ChallengeFailed);
     }
+    // On the state alone: a part reported meanwhile must not lose a right answer.
     let now = now_ms();
-    if repo::transition_if_unchanged(&state.db, id, UPLOADING, u.updated_at, ABORTING, now).await? {
+    if repo::transition(&state.db, id, UPLOADING, ABORTING, now, i64::MIN).await? {
         drop_parts(state, &u).await?;
         repo::finish(&state.db, id, INSTANT, &file.id, now).await?;
         state.metrics.uploads_instant.inc();
@@ -629,10 +634,11 @@ async fn view_with_parts(state: &AppState, u: &UploadRow, parts_done: Vec<u32>) 
         file,
         dedup_candidate: false,
         part_check: state.store.part_check(),
-        challenge: match (&u.challenge_file, u.challenge_offset, u.challenge_length) {
-            (Some(_), Some(offset), Some(length)) if st == UploadState::Uploading => Some(Challenge {
+        challenge: match (&u.challenge_file, u.challenge_offset, u.challenge_length, &u.challenge_nonce) {
+            (Some(_), Some(offset), Some(length), Some(nonce)) if st == UploadState::Uploading => Some(Challenge {
                 offset: u64::try_from(offset).unwrap_or(0),
                 length: u64::try_from(length).unwrap_or(0),
+                nonce: nonce.clone(),
             }),
             _ => None,
         },

@@ -226,7 +226,9 @@ async fn prove(app: &TestApp, upload: &serde_json::Value, bytes: &[u8]) -> serde
     let (offset, length) = (c["offset"].as_u64().unwrap() as usize, c["length"].as_u64().unwrap() as usize);
     assert!(length > 0 && offset + length <= bytes.len(), "{c}");
     let id = upload["upload_id"].as_str().unwrap();
-    let answer = sha1_hex(&bytes[offset..offset + length]);
+    let nonce = hex::decode(c["nonce"].as_str().unwrap()).unwrap();
+    assert_eq!(nonce.len(), 16);
+    let answer = sha1_hex(&[&nonce[..], &bytes[offset..offset + length]].concat());
     let (status, v) = app.post(&format!("/uploads/{id}/proof"), json!({ "sha1": answer })).await;
     assert_eq!(status, 200, "{v}");
     v
@@ -255,10 +257,22 @@ async fn claiming_a_stored_hash_without_the_bytes_gets_nothing(backend: Backend)
         (status, &v["state"], &v["file"], &v["challenge"]),
         (200, &json!("uploading"), &json!(null), &json!(null))
     );
-    // One try per challenge.
+    // One try per challenge, and one challenge per upload: claiming again draws no new range.
     let (status, e) = app.post(&format!("/uploads/{id}/proof"), json!({ "sha1": sha })).await;
     assert_eq!((status, e["code"].as_str()), (409, Some("no-challenge")), "{e}");
-    assert_eq!(app.metric("shardrop_challenges_failed_total").await, 1);
+    let (status, v) = app.call(reqwest::Method::PATCH, &format!("/uploads/{id}"), Some(json!({"sha1": sha}))).await;
+    assert_eq!((status, &v["challenge"]), (200, &json!(null)), "{v}");
+    // A small file: the range is the whole file, and its SHA-1 is what the claimant knows;
+    // the nonce still makes that no answer.
+    let small = part_bytes(9, 1000);
+    let (_, last) = app.upload("small.bin", std::slice::from_ref(&small)).await;
+    assert_eq!(app.wait_verified(last["file"]["file_id"].as_str().unwrap()).await, "verified");
+    let (_, v) = app.post("/uploads", json!({"name": "s.bin", "size": 1000, "sha1": sha1_hex(&small)})).await;
+    assert_eq!((&v["challenge"]["offset"], &v["challenge"]["length"]), (&json!(0), &json!(1000)), "{v}");
+    let path = format!("/uploads/{}/proof", v["upload_id"].as_str().unwrap());
+    let (status, e) = app.post(&path, json!({ "sha1": sha1_hex(&small) })).await;
+    assert_eq!((status, e["code"].as_str()), (403, Some("challenge-failed")), "{e}");
+    assert_eq!(app.metric("shardrop_challenges_failed_total").await, 2);
     assert_eq!(app.metric("shardrop_uploads_instant_total").await, 0);
 }
 

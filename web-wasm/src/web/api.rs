@@ -46,6 +46,8 @@ pub struct Upload {
 pub struct Challenge {
     pub offset: u64,
     pub length: u64,
+    /// Hex of the bytes hashed before the range.
+    pub nonce: String,
 }
 
 /// What signing a part binds into its URL.

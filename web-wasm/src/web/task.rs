@@ -275,13 +275,17 @@ impl Task {
         Ok(Stored::of(file, true))
     }
 
-    /// Answers the backend's proof-of-possession challenge, if it asks one: the SHA-1 of the
-    /// byte range it picked, read from the file here. Right, the upload ends as `instant`; a
+    /// Answers the backend's proof-of-possession challenge, if it asks one: the SHA-1 of its
+    /// nonce followed by the byte range it picked, read from the file here. Right, the upload ends as `instant`; a
     /// refused answer (the file changed on disk) is no failure: the parts go as usual.
     async fn settle(&self, u: super::api::Upload) -> Result<super::api::Upload, EngineError> {
         let Some(c) = &u.challenge else { return Ok(u) };
+        let nonce = hex::decode(&c.nonce).map_err(|e| EngineError::new("bad-response", format!("nonce: {e}")))?;
         let bytes = io::read(&self.file, c.offset, c.offset + c.length).await?.to_vec();
-        let answer = Sha1Hex::from_digest(&crate::hashing::sha1(&bytes));
+        let mut hasher = Sha1::new();
+        hasher.update(&nonce);
+        hasher.update(&bytes);
+        let answer = Sha1Hex::from_digest(&hasher.finalize().into());
         match self.api.prove(&u.upload_id, answer.as_str()).await {
             Ok(proved) => Ok(proved),
             Err(e) if e.code == "challenge-failed" || e.code == "no-challenge" => {
