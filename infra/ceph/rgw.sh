@@ -439,22 +439,24 @@ note_port_mismatch() {
 
 # ---- stop / env / status -------------------------------------------------------------
 
+wait_gone() { # pid tenths-of-a-second
+    local i
+    for ((i = 0; i < $2; i++)); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 stop_one() { # name
-    local pid i
+    local pid
     pid=$(running_pid "$1") || { rm -f "$RUN/$1.pid"; return 0; }
     log "stopping $1 (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
+    if ! wait_gone "$pid" 150; then
         log "$1 still alive after 15 s; sending KILL"
         kill -KILL "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
+        wait_gone "$pid" 50 || true
     fi
     rm -f "$RUN/$1.pid"
 }

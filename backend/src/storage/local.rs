@@ -388,8 +388,7 @@ impl Store for LocalStore {
     }
 
     async fn read(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
-        let object = self.object(key).await?.ok_or(StorageError::NotFound)?;
-        Ok(object.stream(0, object.size()))
+        self.read_range(key, 0, u64::MAX).await
     }
 
     async fn read_range(

@@ -118,34 +118,21 @@ impl S3Store {
 
     async fn probe_parts(&self, key: &str, upload: &str) -> Result<PartCheck, StorageError> {
         const BODY: &[u8] = b"shardrop: does this server check part digests?";
+        let part = |number| {
+            self.client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload)
+                .part_number(number)
+                .body(BODY.to_vec().into())
+        };
         let wrong_sha1 = shardrop_engine::Sha1B64::from_digest(&shardrop_engine::hashing::sha1(b"other bytes"));
-        let sha1_refused = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload)
-            .part_number(1)
-            .checksum_sha1(wrong_sha1.as_str())
-            .body(BODY.to_vec().into())
-            .send()
-            .await;
-        if refused_digest(sha1_refused)? {
+        if refused_digest(part(1).checksum_sha1(wrong_sha1.as_str()).send().await)? {
             return Ok(PartCheck::Sha1);
         }
         let wrong_md5 = shardrop_engine::Md5B64::from_digest(&shardrop_engine::hashing::md5(b"other bytes"));
-        let md5_refused = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload)
-            .part_number(2)
-            .content_md5(wrong_md5.as_str())
-            .body(BODY.to_vec().into())
-            .send()
-            .await;
-        if refused_digest(md5_refused)? {
+        if refused_digest(part(2).content_md5(wrong_md5.as_str()).send().await)? {
             return Ok(PartCheck::Md5);
         }
         Err(StorageError::Other(
