@@ -94,6 +94,7 @@ impl Application {
         let json_limit = settings.http.json_limit;
         let web_dir = settings.web_dir.clone();
         let sign_limit = crate::limits::sign_limit(&settings.http)?;
+        let auth_limit = crate::limits::auth_limit(&settings.http)?;
         let http = settings.http.clone();
         let mut server = HttpServer::new(move || {
             let mut app = App::new().app_data(app_state.clone());
@@ -105,6 +106,7 @@ impl Application {
                 local_store: local.is_some(),
                 web_dir: &web_dir,
                 sign_limit: sign_limit.as_ref(),
+                auth_limit: auth_limit.as_ref(),
             };
             app.wrap(crate::limits::cors(&http)).configure(|cfg| crate::routes::configure(cfg, &routes))
         })

@@ -34,6 +34,7 @@ pub struct Settings {
     pub uploads: UploadSettings,
     pub reaper: ReaperSettings,
     pub http: HttpSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,6 +147,18 @@ pub struct UploadSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Anyone may create an account (`POST /api/v1/users`). Off: accounts are made with
+    /// `shardrop user-add NAME` on the server, and sign-up answers `403 signup-closed`.
+    pub open_signup: bool,
+    /// How long a session token (from `POST /api/v1/sessions`) stays valid.
+    pub session_ttl_secs: u64,
+    /// Bytes each user may store, counting uploads in progress; 0: no limit.
+    pub quota_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReaperSettings {
     pub enabled: bool,
     /// Seconds between sweeps (each replica sweeps; claims in SQL keep it exactly-once).
@@ -169,6 +182,11 @@ pub struct HttpSettings {
     /// or `x-forwarded-for`, whose last hop is used); empty: the peer address. Set it only
     /// behind a proxy that overwrites the header.
     pub client_ip_header: String,
+    /// Sign-ups and logins one client may make per minute (a token bucket shared by both
+    /// routes, against password guessing; 0: no limit).
+    pub auth_rate_per_minute: u32,
+    /// How many sign-ups and logins a client may make at once before the rate applies.
+    pub auth_burst: u32,
 }
 
 impl Default for Settings {
@@ -184,6 +202,7 @@ impl Default for Settings {
             uploads: UploadSettings::default(),
             reaper: ReaperSettings::default(),
             http: HttpSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -241,6 +260,13 @@ impl Default for UploadSettings {
     }
 }
 
+impl Default for AuthSettings {
+    fn default() -> Self {
+        // A week: a person signs in about once a week per browser.
+        Self { open_signup: true, session_ttl_secs: 7 * 24 * 3600, quota_bytes: 0 }
+    }
+}
+
 impl Default for ReaperSettings {
     fn default() -> Self {
         Self { enabled: true, interval_secs: 300 }
@@ -257,6 +283,9 @@ impl Default for HttpSettings {
             sign_rate: 20,
             sign_burst: 100,
             client_ip_header: String::new(),
+            // Enough for a person who mistypes; a guesser gets 30 tries a minute per address.
+            auth_rate_per_minute: 30,
+            auth_burst: 10,
         }
     }
 }
@@ -314,6 +343,9 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "uploads.max_sign_batch, sign_ttl_secs and completion_lease_secs must be > 0".into(),
             ));
+        }
+        if self.auth.session_ttl_secs == 0 {
+            return Err(ConfigError::Invalid("auth.session_ttl_secs must be > 0".into()));
         }
         if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
             return Err(ConfigError::Invalid("storage.s3.bucket is empty".into()));

@@ -71,6 +71,10 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
             resp.insert_header((header::RETRY_AFTER, "1"));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 (3): a 401 names the scheme to authenticate with.
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"shardrop\""));
+        }
         resp.json(ErrorBody { code: self.code.into(), message: self.message.clone() })
     }
 }

@@ -3,6 +3,7 @@
 //! composes each object exactly once. See `docs/architecture.md`.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;

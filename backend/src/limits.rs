@@ -1,5 +1,6 @@
 //! Limits on what one client may ask of the API: a rate limit per client on the routes that
-//! cost the most (signing part URLs), and which other origins' pages may call the API (CORS).
+//! cost the most (signing part URLs) or invite guessing (sign-up and login), and which other
+//! origins' pages may call the API (CORS).
 //!
 //! The rate limit is a token bucket per client IP (governor, through actix-governor). Behind
 //! a proxy every request comes from the proxy's address, so `http.client_ip_header` names a
@@ -7,6 +8,7 @@
 //! `X-Forwarded-For`); only set it behind a proxy that overwrites that header.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_governor::governor::clock::{Clock, DefaultClock, QuantaInstant};
@@ -74,17 +76,31 @@ pub fn sign_limit(http: &HttpSettings) -> anyhow::Result<Option<RateLimit>> {
     if http.sign_rate == 0 {
         return Ok(None);
     }
+    let period = Duration::from_secs(1) / http.sign_rate;
+    per_client(http, period, http.sign_burst).map(Some)
+}
+
+/// The rate limit shared by sign-up and login, or `None` when `http.auth_rate_per_minute` is 0.
+pub fn auth_limit(http: &HttpSettings) -> anyhow::Result<Option<RateLimit>> {
+    if http.auth_rate_per_minute == 0 {
+        return Ok(None);
+    }
+    let period = Duration::from_secs(60) / http.auth_rate_per_minute;
+    per_client(http, period, http.auth_burst).map(Some)
+}
+
+/// A token bucket per client that gains one request every `period`, holding `burst`.
+fn per_client(http: &HttpSettings, period: Duration, burst: u32) -> anyhow::Result<RateLimit> {
     let header = match http.client_ip_header.as_str() {
         "" => None,
         name => Some(HeaderName::try_from(name).map_err(|e| anyhow::anyhow!("http.client_ip_header: {e}"))?),
     };
-    let config = GovernorConfigBuilder::default()
+    GovernorConfigBuilder::default()
         .key_extractor(ClientKey { header })
-        .requests_per_second(u64::from(http.sign_rate))
-        .burst_size(http.sign_burst.max(1))
+        .period(period.max(Duration::from_nanos(1)))
+        .burst_size(burst.max(1))
         .finish()
-        .ok_or_else(|| anyhow::anyhow!("http.sign_rate and http.sign_burst must be > 0"))?;
-    Ok(Some(config))
+        .ok_or_else(|| anyhow::anyhow!("a rate limit's rate and burst must be > 0"))
 }
 
 /// CORS for the API: only the configured origins (none: same-origin pages only).

@@ -1,6 +1,8 @@
 //! `shardrop serve [--config FILE]`: runs the control plane.
 //! `shardrop check-config [--config FILE]`: loads the configuration as `serve` would and
 //! prints it with secrets redacted, so a deployment can be checked before it starts.
+//! `shardrop user-add NAME [--config FILE]`: makes an account, the password read from
+//! standard input (for a server with `auth.open_signup = false`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,10 +13,13 @@ use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: shardrop serve [--config FILE]
        shardrop check-config [--config FILE]
+       shardrop user-add NAME [--config FILE]
 
 serve         runs the server.
 check-config  loads the configuration exactly as serve does and prints it as JSON with
               every secret redacted (exit 0), or says what is wrong (exit 1).
+user-add      makes the account NAME in the configured database; its password is the
+              first line of standard input (never an argument, which others can see).
 
 Configuration: defaults, then FILE (TOML, see shardrop.example.toml), then environment
 variables: SHARDROP_LISTEN, SHARDROP_DATA_DIR, and SHARDROP__SECTION__KEY for any field.";
@@ -22,6 +27,7 @@ variables: SHARDROP_LISTEN, SHARDROP_DATA_DIR, and SHARDROP__SECTION__KEY for an
 enum Command {
     Serve,
     CheckConfig,
+    UserAdd(String),
 }
 
 fn main() -> ExitCode {
@@ -33,14 +39,16 @@ fn main() -> ExitCode {
     match command {
         Command::CheckConfig => check_config(config.as_deref()),
         Command::Serve => actix_web::rt::System::new().block_on(serve(config)),
+        Command::UserAdd(name) => actix_web::rt::System::new().block_on(user_add(&name, config.as_deref())),
     }
 }
 
 fn parse_args(args: &[String]) -> Option<(Command, Option<PathBuf>)> {
     let (command, rest) = args.split_first()?;
-    let command = match command.as_str() {
-        "serve" => Command::Serve,
-        "check-config" => Command::CheckConfig,
+    let (command, rest) = match (command.as_str(), rest) {
+        ("serve", rest) => (Command::Serve, rest),
+        ("check-config", rest) => (Command::CheckConfig, rest),
+        ("user-add", [name, rest @ ..]) if !name.starts_with('-') => (Command::UserAdd(name.clone()), rest),
         _ => return None,
     };
     match rest {
@@ -57,6 +65,28 @@ fn check_config(config: Option<&Path>) -> ExitCode {
     match shown {
         Ok(json) => {
             println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shardrop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn user_add(name: &str, config: Option<&Path>) -> ExitCode {
+    let made = async {
+        let settings = Settings::load(config)?;
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password)?;
+        let password = password.trim_end_matches(['\n', '\r']).to_owned();
+        let db = shardrop_backend::db::connect(&settings.database_url(), 1).await?;
+        let user = shardrop_backend::auth::routes::create_user(&db, name, password).await?;
+        anyhow::Ok(user)
+    };
+    match made.await {
+        Ok(user) => {
+            println!("made user {} ({})", user.username, user.id);
             ExitCode::SUCCESS
         }
         Err(e) => {

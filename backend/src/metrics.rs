@@ -19,6 +19,8 @@ pub struct Metrics {
     pub uploads_completed: IntCounter,
     pub uploads_instant: IntCounter,
     pub challenges_failed: IntCounter,
+    pub logins_failed: IntCounter,
+    pub quota_refusals: IntCounter,
     pub uploads_aborted: IntCounterVec,
     /// CompleteMultipartUpload (or single-PUT check) calls that succeeded: one per upload.
     pub compositions: IntCounter,
@@ -61,6 +63,14 @@ impl Metrics {
             challenges_failed: counter(
                 "shardrop_challenges_failed_total",
                 "Claims of stored content whose proof of possession was wrong",
+            )?,
+            logins_failed: counter(
+                "shardrop_logins_failed_total",
+                "Sign-ins refused for a wrong username or password",
+            )?,
+            quota_refusals: counter(
+                "shardrop_quota_refusals_total",
+                "Uploads refused or aborted for passing the quota",
             )?,
             compositions: counter("shardrop_compositions_total", "Objects composed in storage by this replica")?,
             parts_signed: counter("shardrop_parts_signed_total", "Part URLs signed")?,

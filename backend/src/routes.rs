@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 
 use crate::app::AppState;
 use crate::limits::RateLimit;
-use crate::{error, files, health, metrics, uploads};
+use crate::{auth, error, files, health, metrics, uploads};
 
 /// What the route table depends on.
 pub struct Routes<'a> {
@@ -21,6 +21,8 @@ pub struct Routes<'a> {
     pub web_dir: &'a str,
     /// Rate limit of the signing route, shared by every worker.
     pub sign_limit: Option<&'a RateLimit>,
+    /// Rate limit shared by sign-up and login.
+    pub auth_limit: Option<&'a RateLimit>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
@@ -30,8 +32,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
     cfg.app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error));
-    let api = web::scope("/api/v1")
-        .route("/openapi.json", get().to(openapi))
+    // Sign-up and login share the client's bucket: both invite password guessing.
+    let sign_up = resource("/users").route(post().to(auth::routes::sign_up));
+    let sign_in = resource("/sessions").route(post().to(auth::routes::sign_in));
+    let api = web::scope("/api/v1").route("/openapi.json", get().to(openapi));
+    let api = match r.auth_limit {
+        Some(limit) => api.service(sign_up.wrap(Governor::new(limit))).service(sign_in.wrap(Governor::new(limit))),
+        None => api.service(sign_up).service(sign_in),
+    };
+    let api = api
+        .service(resource("/users/me").route(get().to(auth::routes::me)))
+        .service(resource("/sessions/current").route(delete().to(auth::routes::sign_out)))
         .service(resource("/uploads").route(post().to(uploads::routes::create)))
         .service(
             resource("/uploads/{upload_id}")
@@ -54,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
             resource("/files/{file_id}").route(get().to(files::routes::get)).route(delete().to(files::routes::delete)),
         )
         .service(resource("/files/{file_id}/content").route(get().to(files::routes::content)))
+        .service(resource("/files/{file_id}/download-url").route(get().to(files::routes::content_url)))
         .service(resource("/files/{file_id}/shares").route(post().to(files::shares::create)))
         .service(resource("/files/{file_id}/shares/{share_id}").route(delete().to(files::shares::revoke)))
         .service(resource("/shares/{token}").route(get().to(files::shares::follow)));
@@ -85,19 +97,37 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
 #[openapi(
     info(title = "Shardrop API", description = "Resumable, parallel uploads of very large files straight into S3-compatible storage."),
     paths(
+        auth::routes::sign_up, auth::routes::sign_in, auth::routes::sign_out, auth::routes::me,
         uploads::routes::create, uploads::routes::get, uploads::routes::patch, uploads::routes::delete,
         uploads::routes::sign, uploads::routes::report, uploads::routes::complete, uploads::routes::prove,
-        files::routes::list, files::routes::get, files::routes::delete, files::routes::content,
+        files::routes::list, files::routes::get, files::routes::delete, files::routes::content, files::routes::content_url,
         files::shares::create, files::shares::revoke, files::shares::follow,
         health::healthz, health::readyz,
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     tags(
+        (name = "accounts", description = "Sign up, sign in and out"),
         (name = "uploads", description = "Start, sign, report, complete and abort uploads"),
         (name = "files", description = "Stored files and their downloads"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
 pub struct ApiDoc;
+
+/// Every operation takes `Authorization: Bearer <token>` unless it says `security(())`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("A token from `POST /api/v1/sessions`"))
+            .build();
+        doc.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 /// `GET /api/v1/openapi.json`: the document, with this server's configured limits filled in
 /// (they are settings, so the generated document cannot know them).

@@ -13,6 +13,8 @@ pub const CORRUPT: &str = "corrupt";
 pub struct FileRow {
     pub id: String,
     pub upload_id: Option<String>,
+    /// The owner. Several users' files may share one stored object (`storage_key`).
+    pub user_id: Option<String>,
     pub name: String,
     pub size: i64,
     pub content_type: String,
@@ -26,16 +28,38 @@ pub struct FileRow {
 }
 
 const COLUMNS: &str =
-    "id, upload_id, name, size, content_type, sha1, storage_key, status, created_at, verified_at, probe";
+    "id, upload_id, user_id, name, size, content_type, sha1, storage_key, status, created_at, verified_at, probe";
 
-/// Inserts the file of an upload unless the upload already has one; answers the one row.
-pub async fn insert_once(db: &Db, f: &FileRow) -> Result<FileRow, sqlx::Error> {
+/// Inserts the file of an upload unless the upload already has one, and answers the one
+/// row; `None` when the row would take its owner past `quota` (the quota counts files; the
+/// check and the insert run under a lock on the owner's row, so racing completions of one
+/// user take turns).
+pub async fn insert_once(db: &Db, f: &FileRow, quota: Option<i64>) -> Result<Option<FileRow>, sqlx::Error> {
+    if let Some(existing) = by_upload(db, f.upload_id.as_deref().unwrap_or_default()).await? {
+        return Ok(Some(existing));
+    }
+    let mut tx = db.begin().await?;
+    if let (Some(quota), Some(user)) = (quota, &f.user_id) {
+        // A write to the owner's row: PostgreSQL holds its lock until commit (SQLite has one
+        // writer at a time anyway).
+        sqlx::query("UPDATE users SET username = username WHERE id = $1").bind(user).execute(&mut *tx).await?;
+        let (stored,): (i64,) =
+            sqlx::query_as("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE user_id = $1")
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?;
+        if stored.saturating_add(f.size) > quota {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+    }
     sqlx::query(&format!(
-        "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+        "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (upload_id) DO NOTHING"
     ))
     .bind(&f.id)
     .bind(&f.upload_id)
+    .bind(&f.user_id)
     .bind(&f.name)
     .bind(f.size)
     .bind(&f.content_type)
@@ -45,9 +69,24 @@ pub async fn insert_once(db: &Db, f: &FileRow) -> Result<FileRow, sqlx::Error> {
     .bind(f.created_at)
     .bind(f.verified_at)
     .bind(&f.probe)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE upload_id = $1")).bind(&f.upload_id).fetch_one(db).await
+    tx.commit().await?;
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE upload_id = $1"))
+        .bind(&f.upload_id)
+        .fetch_one(db)
+        .await
+        .map(Some)
+}
+
+/// The file, if it exists and `user` owns it: another user's file is as absent as one that
+/// never was.
+pub async fn get_owned(db: &Db, id: &str, user: &str) -> Result<Option<FileRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE id = $1 AND user_id = $2"))
+        .bind(id)
+        .bind(user)
+        .fetch_optional(db)
+        .await
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<FileRow>, sqlx::Error> {
@@ -72,6 +111,19 @@ pub async fn find_verified(db: &Db, sha1: &str, size: i64) -> Result<Option<File
     .await
 }
 
+/// A verified file of `user`'s with this content: they hold it already, nothing to prove.
+pub async fn find_verified_owned(db: &Db, sha1: &str, size: i64, user: &str) -> Result<Option<FileRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM files WHERE sha1 = $1 AND size = $2 AND status = 'verified' AND user_id = $3 \
+         ORDER BY created_at LIMIT 1"
+    ))
+    .bind(sha1)
+    .bind(size)
+    .bind(user)
+    .fetch_optional(db)
+    .await
+}
+
 /// Whether a verified file has this size and content probe (a hint, not a match).
 pub async fn probe_matches(db: &Db, size: i64, probe: &str) -> Result<bool, sqlx::Error> {
     let row: Option<(String,)> =
@@ -83,26 +135,46 @@ pub async fn probe_matches(db: &Db, size: i64, probe: &str) -> Result<bool, sqlx
     Ok(row.is_some())
 }
 
-/// Newest first; `after` is the (created_at, id) of the last row of the previous page.
-pub async fn list(db: &Db, limit: i64, after: Option<(i64, &str)>) -> Result<Vec<FileRow>, sqlx::Error> {
+/// The user's files, newest first; `after` is the (created_at, id) of the last row of the
+/// previous page.
+pub async fn list(db: &Db, user: &str, limit: i64, after: Option<(i64, &str)>) -> Result<Vec<FileRow>, sqlx::Error> {
     let (at, id) = after.unwrap_or((i64::MAX, ""));
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM files WHERE created_at < $1 OR (created_at = $1 AND id < $2) \
+        "SELECT {COLUMNS} FROM files WHERE user_id = $4 AND (created_at < $1 OR (created_at = $1 AND id < $2)) \
          ORDER BY created_at DESC, id DESC LIMIT $3"
     ))
     .bind(at)
     .bind(id)
     .bind(limit)
+    .bind(user)
     .fetch_all(db)
     .await
 }
 
 /// Deletes the row; answers whether another file still uses the same stored object.
+///
+/// With [`shared_by_others`] this is a handshake: a deleter deletes its row and then counts,
+/// a linker inserts its row and then counts. At least one of the two sees the other, so
+/// the object is never deleted under a file that was just linked to it.
 pub async fn delete(db: &Db, f: &FileRow) -> Result<bool, sqlx::Error> {
     sqlx::query("DELETE FROM files WHERE id = $1").bind(&f.id).execute(db).await?;
-    let (others,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM files WHERE storage_key = $1").bind(&f.storage_key).fetch_one(db).await?;
+    shared_by_others(db, f).await
+}
+
+/// Whether a file other than `f` uses `f`'s stored object.
+pub async fn shared_by_others(db: &Db, f: &FileRow) -> Result<bool, sqlx::Error> {
+    let (others,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM files WHERE storage_key = $1 AND id <> $2")
+        .bind(&f.storage_key)
+        .bind(&f.id)
+        .fetch_one(db)
+        .await?;
     Ok(others > 0)
+}
+
+/// Deletes one row, nothing else.
+pub async fn delete_row(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM files WHERE id = $1").bind(id).execute(db).await?;
+    Ok(())
 }
 
 /// Records a client's SHA-1 claim on a file that has none yet; true when the file's SHA-1

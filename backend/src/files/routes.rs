@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use actix_web::{http::header, web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{repo, FileError, FileView};
 use crate::app::AppState;
+use crate::auth::User;
 use crate::error::{ApiError, ErrorBody};
 use crate::storage::DownloadTarget;
 
@@ -33,19 +35,20 @@ pub struct FileList {
     pub next_cursor: Option<String>,
 }
 
-/// Stored files, newest first, a page at a time.
+/// The caller's stored files, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/files", operation_id = "list_files", tag = "files", params(ListQuery), responses(
     (status = 200, body = FileList),
     (status = 400, description = "`invalid-query`: a parameter of the wrong type, or an unknown one", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 422, description = "`invalid-limit`, `invalid-cursor`", body = ErrorBody),
 ))]
-pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
+pub async fn list(user: User, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(FileError::InvalidLimit { max: MAX_PAGE }.into());
     }
     let after = q.cursor.as_deref().map(parse_cursor).transpose()?;
-    let rows = repo::list(&state.db, i64::from(limit) + 1, after.as_ref().map(|(t, id)| (*t, id.as_str())))
+    let rows = repo::list(&state.db, &user.id, i64::from(limit) + 1, after.as_ref().map(|(t, id)| (*t, id.as_str())))
         .await
         .map_err(FileError::from)?;
     let more = rows.len() > limit as usize;
@@ -63,27 +66,30 @@ fn parse_cursor(c: &str) -> Result<(i64, String), FileError> {
     Ok((at, id.to_owned()))
 }
 
-async fn load(state: &AppState, id: &str) -> Result<repo::FileRow, FileError> {
-    repo::get(&state.db, id).await?.ok_or(FileError::NotFound)
+/// The caller's file: another user's is `file-not-found`, exactly like a missing one.
+pub(super) async fn load(state: &AppState, user: &User, id: &str) -> Result<repo::FileRow, FileError> {
+    repo::get_owned(&state.db, id, &user.id).await?.ok_or(FileError::NotFound)
 }
 
 #[utoipa::path(get, path = "/api/v1/files/{file_id}", operation_id = "get_file", tag = "files", params(("file_id" = String, Path,)), responses(
     (status = 200, body = FileView),
     (status = 400, description = "`invalid-path`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`file-not-found`", body = ErrorBody),
 ))]
-pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Res {
-    Ok(HttpResponse::Ok().json(FileView::from(&load(&state, &id).await?)))
+pub async fn get(user: User, state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    Ok(HttpResponse::Ok().json(FileView::from(&load(&state, &user, &id).await?)))
 }
 
 /// Deletes the file; its stored object goes when no other file uses it.
 #[utoipa::path(delete, path = "/api/v1/files/{file_id}", operation_id = "delete_file", tag = "files", params(("file_id" = String, Path,)), responses(
     (status = 204, description = "Deleted"),
     (status = 400, description = "`invalid-path`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`file-not-found`", body = ErrorBody),
 ))]
-pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
-    let file = load(&state, &id).await?;
+pub async fn delete(user: User, state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    let file = load(&state, &user, &id).await?;
     super::shares::delete_for_file(&state.db, &file.id).await.map_err(FileError::from)?;
     let shared = repo::delete(&state.db, &file).await.map_err(FileError::from)?;
     if !shared {
@@ -96,15 +102,40 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
 #[utoipa::path(get, path = "/api/v1/files/{file_id}/content", operation_id = "download_file", tag = "files", params(("file_id" = String, Path,)), responses(
     (status = 302, description = "`Location` is a presigned GET, valid for minutes"),
     (status = 400, description = "`invalid-path`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`file-not-found`", body = ErrorBody),
 ))]
-pub async fn content(state: web::Data<AppState>, id: web::Path<String>) -> Res {
-    let file = load(&state, &id).await?;
+pub async fn content(user: User, state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    let file = load(&state, &user, &id).await?;
     let url = download_url(&state, &file).await?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+/// A short-lived download URL of the file.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DownloadUrl {
+    /// A presigned GET (Range works), named for download.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The presigned GET of `/content` as JSON, for pages: a plain link cannot carry the
+/// `Authorization` header, so a page asks for the URL and then follows it.
+#[utoipa::path(get, path = "/api/v1/files/{file_id}/download-url", operation_id = "download_url", tag = "files", params(("file_id" = String, Path,)), responses(
+    (status = 200, body = DownloadUrl),
+    (status = 400, description = "`invalid-path`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 404, description = "`file-not-found`", body = ErrorBody),
+))]
+pub async fn content_url(user: User, state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    let file = load(&state, &user, &id).await?;
+    let ttl = state.settings.uploads.download_ttl_secs;
+    let expires_at = crate::db::to_time(crate::db::now_ms() + i64::try_from(ttl * 1000).unwrap_or(i64::MAX));
+    let url = download_url(&state, &file).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(DownloadUrl { url, expires_at }))
 }
 
 /// A presigned GET of the file, named for download, living `uploads.download_ttl_secs`.
@@ -118,4 +149,20 @@ pub(super) async fn download_url(state: &AppState, file: &repo::FileRow) -> Resu
             ttl: Duration::from_secs(state.settings.uploads.download_ttl_secs),
         })
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any cursor: a verdict, never a panic; the cursors this server gives out round-trip.
+        #[test]
+        fn cursors(s in "\\PC{0,80}", at in any::<i64>(), id in "[a-z0-9_]{1,64}") {
+            let _ = parse_cursor(&s);
+            let given = format!("{at}.{id}");
+            prop_assert_eq!(parse_cursor(&given).ok(), Some((at, id)));
+        }
+    }
 }

@@ -14,6 +14,7 @@ use sqlx::FromRow;
 
 use super::{repo, FileError};
 use crate::app::AppState;
+use crate::auth::User;
 use crate::db::{now_ms, to_time, Db};
 use crate::error::{ApiError, ErrorBody, Object};
 
@@ -61,12 +62,18 @@ fn token_hash(token: &str) -> String {
     params(("file_id" = String, Path,)), request_body = CreateShare, responses(
     (status = 201, body = ShareView),
     (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`file-not-found`", body = ErrorBody),
     (status = 413, description = "`body-too-large`", body = ErrorBody),
     (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
     (status = 422, description = "`invalid-ttl`, `invalid-field`", body = ErrorBody),
 ))]
-pub async fn create(state: web::Data<AppState>, id: web::Path<String>, body: web::Json<Object<CreateShare>>) -> Res {
+pub async fn create(
+    user: User,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Object<CreateShare>>,
+) -> Res {
     let ttl = body.into_inner().0.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
     if !(1..=MAX_TTL_SECS).contains(&ttl) {
         return Err(ApiError::new(
@@ -75,7 +82,7 @@ pub async fn create(state: web::Data<AppState>, id: web::Path<String>, body: web
             format!("ttl_secs must be between 1 and {MAX_TTL_SECS}"),
         ));
     }
-    let file = repo::get(&state.db, &id).await.map_err(FileError::from)?.ok_or(FileError::NotFound)?;
+    let file = super::routes::load(&state, &user, &id).await?;
     let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let share_id = format!("sh_{}", uuid::Uuid::new_v4().simple());
     let now = now_ms();
@@ -106,10 +113,15 @@ pub async fn create(state: web::Data<AppState>, id: web::Path<String>, body: web
     params(("file_id" = String, Path,), ("share_id" = String, Path,)), responses(
     (status = 204, description = "Revoked"),
     (status = 400, description = "`invalid-path`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`share-not-found`", body = ErrorBody),
 ))]
-pub async fn revoke(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Res {
+pub async fn revoke(user: User, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Res {
     let (file_id, share_id) = path.into_inner();
+    // Another user's file: as unknown as its links.
+    if repo::get_owned(&state.db, &file_id, &user.id).await.map_err(FileError::from)?.is_none() {
+        return Err(not_found());
+    }
     let done = sqlx::query("UPDATE shares SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND file_id = $2")
         .bind(&share_id)
         .bind(&file_id)
@@ -125,7 +137,7 @@ pub async fn revoke(state: web::Data<AppState>, path: web::Path<(String, String)
 
 /// Follow a share link: a redirect to a short-lived download of the file (no account
 /// needed). An expired or revoked link is `410`.
-#[utoipa::path(get, path = "/api/v1/shares/{token}", operation_id = "follow_share", tag = "files",
+#[utoipa::path(get, path = "/api/v1/shares/{token}", operation_id = "follow_share", tag = "files", security(()),
     params(("token" = String, Path,)), responses(
     (status = 302, description = "`Location` is a presigned GET, valid for minutes"),
     (status = 400, description = "`invalid-path`", body = ErrorBody),

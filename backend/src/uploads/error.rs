@@ -13,6 +13,8 @@ pub enum UploadError {
     NotFound,
     #[error("the file is {size} bytes; this server accepts at most {max}")]
     FileTooLarge { size: u64, max: u64 },
+    #[error("this upload of {size} bytes would pass your quota of {quota} bytes ({used} in use)")]
+    QuotaExceeded { used: u64, size: u64, quota: u64 },
     #[error("name: {0}")]
     InvalidName(&'static str),
     #[error("content_type must be a MIME type such as application/octet-stream (at most 255 characters)")]
@@ -71,6 +73,7 @@ impl From<UploadError> for ApiError {
             UploadError::Db(inner) => return inner.into(),
             UploadError::NotFound => (S::NOT_FOUND, "upload-not-found"),
             UploadError::FileTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "file-too-large"),
+            UploadError::QuotaExceeded { .. } => (S::FORBIDDEN, "quota-exceeded"),
             UploadError::InvalidName(_) => (S::UNPROCESSABLE_ENTITY, "invalid-name"),
             UploadError::InvalidContentType => (S::UNPROCESSABLE_ENTITY, "invalid-content-type"),
             UploadError::InvalidSha1(_) => (S::UNPROCESSABLE_ENTITY, "invalid-sha1"),

@@ -13,6 +13,7 @@ use crate::files::FileView;
 use crate::storage::PartCheck;
 
 pub mod error;
+pub mod quota;
 pub mod reaper;
 pub mod repo;
 pub mod routes;

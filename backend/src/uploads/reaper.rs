@@ -3,7 +3,8 @@
 //! Every replica runs it. Each candidate is claimed with a conditional UPDATE on the
 //! `updated_at` it was seen with, so exactly one replica aborts it, and an upload that got
 //! a report meanwhile is left alone. It also queues again the verification of files that
-//! have waited far too long (Redis lost the queue), one replica per file.
+//! have waited far too long (Redis lost the queue), one replica per file, and deletes
+//! expired sessions.
 
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub struct Sweep {
     pub aborted: usize,
     pub forgotten: usize,
     pub reverified: usize,
+    /// Expired sessions deleted.
+    pub sessions: u64,
 }
 
 /// One pass. Safe to run on every replica at once.
@@ -53,6 +56,7 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Sweep> {
             done.reverified += 1;
         }
     }
+    done.sessions = crate::auth::repo::delete_expired_sessions(&state.db, now).await?;
     Ok(done)
 }
 

@@ -28,6 +28,8 @@ pub struct UploadRow {
     pub challenge_length: Option<i64>,
     /// Hex of 16 random bytes hashed before the range.
     pub challenge_nonce: Option<String>,
+    /// The owner: only they see and act on the upload.
+    pub user_id: Option<String>,
 }
 
 pub const UPLOADING: &str = "uploading";
@@ -38,12 +40,12 @@ pub const ABORTING: &str = "aborting";
 
 const COLUMNS: &str = "id, name, size, content_type, last_modified, sha1, part_size, part_count, storage_key, \
                        storage_upload_id, state, file_id, created_at, updated_at, challenge_file, challenge_offset, \
-                       challenge_length, challenge_nonce";
+                       challenge_length, challenge_nonce, user_id";
 
 pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO uploads ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     ))
     .bind(&u.id)
     .bind(&u.name)
@@ -63,6 +65,7 @@ pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
     .bind(u.challenge_offset)
     .bind(u.challenge_length)
     .bind(&u.challenge_nonce)
+    .bind(&u.user_id)
     .execute(db)
     .await?;
     Ok(())
@@ -111,22 +114,25 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<UploadRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM uploads WHERE id = $1")).bind(id).fetch_optional(db).await
 }
 
-/// The newest open upload of the same file (name, size and modification time), still alive.
+/// The user's newest open upload of the same file (name, size and modification time),
+/// still alive.
 pub async fn find_resumable(
     db: &Db,
+    user: &str,
     name: &str,
     size: i64,
     last_modified: i64,
     alive_since: i64,
 ) -> Result<Option<UploadRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM uploads WHERE state = 'uploading' AND name = $1 AND size = $2 AND last_modified = $3 \
-         AND updated_at >= $4 ORDER BY created_at DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM uploads WHERE state = 'uploading' AND user_id = $5 AND name = $1 AND size = $2 \
+         AND last_modified = $3 AND updated_at >= $4 ORDER BY created_at DESC LIMIT 1"
     ))
     .bind(name)
     .bind(size)
     .bind(last_modified)
     .bind(alive_since)
+    .bind(user)
     .fetch_optional(db)
     .await
 }

@@ -8,6 +8,7 @@ use super::{
     UploadView,
 };
 use crate::app::AppState;
+use crate::auth::User;
 use crate::error::{ApiError, ErrorBody, Object};
 
 type Res = Result<HttpResponse, ApiError>;
@@ -18,12 +19,14 @@ type Res = Result<HttpResponse, ApiError>;
     (status = 201, description = "A new upload and its plan", body = UploadView),
     (status = 200, description = "An open upload of the same file, to resume", body = UploadView),
     (status = 400, description = "`malformed-json`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 403, description = "`quota-exceeded`", body = ErrorBody),
     (status = 413, description = "`file-too-large`, `body-too-large`", body = ErrorBody),
     (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
     (status = 422, description = "`invalid-name`, `invalid-sha1`, `invalid-probe`, `invalid-content-type`, `invalid-field`", body = ErrorBody),
 ))]
-pub async fn create(state: web::Data<AppState>, body: web::Json<CreateUpload>) -> Res {
-    Ok(match service::create(&state, body.into_inner()).await? {
+pub async fn create(user: User, state: web::Data<AppState>, body: web::Json<CreateUpload>) -> Res {
+    Ok(match service::create(&state, &user, body.into_inner()).await? {
         Created::New(v) => HttpResponse::Created().json(v),
         Created::Resumed(v) => HttpResponse::Ok().json(v),
     })
@@ -35,10 +38,11 @@ pub async fn create(state: web::Data<AppState>, body: web::Json<CreateUpload>) -
     responses(
         (status = 200, body = UploadView),
         (status = 400, description = "`invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`upload-not-found`", body = ErrorBody),
 ))]
-pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Res {
-    Ok(HttpResponse::Ok().json(service::status(&state, &id).await?))
+pub async fn get(user: User, state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    Ok(HttpResponse::Ok().json(service::status(&state, &user, &id).await?))
 }
 
 /// Record the whole-file SHA-1 once known; if that content is stored, the answer carries
@@ -48,14 +52,15 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Res {
     responses(
         (status = 200, body = UploadView),
         (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`upload-not-found`", body = ErrorBody),
         (status = 409, description = "`sha1-conflict`", body = ErrorBody),
         (status = 413, description = "`body-too-large`", body = ErrorBody),
         (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
         (status = 422, description = "`invalid-sha1`, `invalid-field`", body = ErrorBody),
 ))]
-pub async fn patch(state: web::Data<AppState>, id: web::Path<String>, body: web::Json<PatchUpload>) -> Res {
-    Ok(HttpResponse::Ok().json(service::set_sha1(&state, &id, &body.sha1).await?))
+pub async fn patch(user: User, state: web::Data<AppState>, id: web::Path<String>, body: web::Json<PatchUpload>) -> Res {
+    Ok(HttpResponse::Ok().json(service::set_sha1(&state, &user, &id, &body.sha1).await?))
 }
 
 /// Answer the upload's challenge: the hex SHA-1 of its nonce's bytes followed by its byte
@@ -67,6 +72,7 @@ pub async fn patch(state: web::Data<AppState>, id: web::Path<String>, body: web:
     responses(
         (status = 200, description = "Proved: `state` is `instant` and `file` is set", body = UploadView),
         (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`challenge-failed`", body = ErrorBody),
         (status = 404, description = "`upload-not-found`", body = ErrorBody),
         (status = 409, description = "`no-challenge`, `upload-complete`", body = ErrorBody),
@@ -75,8 +81,13 @@ pub async fn patch(state: web::Data<AppState>, id: web::Path<String>, body: web:
         (status = 422, description = "`invalid-sha1`, `invalid-field`", body = ErrorBody),
         (status = 429, description = "`rate-limited`: shares the signing limit (`http.sign_rate`); see `Retry-After`", body = ErrorBody),
 ))]
-pub async fn prove(state: web::Data<AppState>, id: web::Path<String>, body: web::Json<ProofRequest>) -> Res {
-    Ok(HttpResponse::Ok().json(service::prove(&state, &id, &body.sha1).await?))
+pub async fn prove(
+    user: User,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<ProofRequest>,
+) -> Res {
+    Ok(HttpResponse::Ok().json(service::prove(&state, &user, &id, &body.sha1).await?))
 }
 
 /// Abort: the parts go from storage, the tracker and SQL.
@@ -85,11 +96,12 @@ pub async fn prove(state: web::Data<AppState>, id: web::Path<String>, body: web:
     responses(
         (status = 204, description = "Aborted"),
         (status = 400, description = "`invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`upload-not-found`", body = ErrorBody),
         (status = 409, description = "`upload-complete` (delete the file instead), `upload-completing`", body = ErrorBody),
 ))]
-pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
-    service::abort(&state, &id).await?;
+pub async fn delete(user: User, state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    service::abort(&state, &user, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -99,6 +111,7 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
     responses(
         (status = 200, body = SignResponse),
         (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`upload-not-found`", body = ErrorBody),
         (status = 409, description = "`upload-complete`", body = ErrorBody),
         (status = 413, description = "`body-too-large`", body = ErrorBody),
@@ -106,8 +119,8 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Res {
         (status = 422, description = "`invalid-part-number`, `invalid-part-size`, `invalid-sha1`, `invalid-md5`, `md5-required`, `invalid-batch`, `invalid-field`", body = ErrorBody),
         (status = 429, description = "`rate-limited`: over `http.sign_rate`; see `Retry-After`", body = ErrorBody),
 ))]
-pub async fn sign(state: web::Data<AppState>, id: web::Path<String>, body: web::Json<SignRequest>) -> Res {
-    let parts = service::sign(&state, &id, &body.parts).await?;
+pub async fn sign(user: User, state: web::Data<AppState>, id: web::Path<String>, body: web::Json<SignRequest>) -> Res {
+    let parts = service::sign(&state, &user, &id, &body.parts).await?;
     Ok(HttpResponse::Ok().json(SignResponse { parts }))
 }
 
@@ -120,14 +133,21 @@ pub async fn sign(state: web::Data<AppState>, id: web::Path<String>, body: web::
     responses(
         (status = 200, body = ReportAnswer),
         (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`quota-exceeded`: the upload would pass the quota; it was aborted", body = ErrorBody),
         (status = 404, description = "`upload-not-found`", body = ErrorBody),
         (status = 413, description = "`body-too-large`", body = ErrorBody),
         (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
         (status = 422, description = "`invalid-part-number`, `invalid-etag`, `invalid-sha1`, `invalid-field`", body = ErrorBody),
 ))]
-pub async fn report(state: web::Data<AppState>, path: web::Path<(String, u32)>, body: web::Json<ReportPart>) -> Res {
+pub async fn report(
+    user: User,
+    state: web::Data<AppState>,
+    path: web::Path<(String, u32)>,
+    body: web::Json<ReportPart>,
+) -> Res {
     let (id, number) = path.into_inner();
-    Ok(HttpResponse::Ok().json(service::report(&state, &id, number, &body.etag, &body.sha1).await?))
+    Ok(HttpResponse::Ok().json(service::report(&state, &user, &id, number, &body.etag, &body.sha1).await?))
 }
 
 /// Compose the file now (idempotent). The parts are checked against the storage first.
@@ -136,6 +156,8 @@ pub async fn report(state: web::Data<AppState>, path: web::Path<(String, u32)>, 
     responses(
         (status = 200, description = "Complete; `file` is set", body = UploadView),
         (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`quota-exceeded`: the upload would pass the quota; it was aborted", body = ErrorBody),
         (status = 404, description = "`upload-not-found`", body = ErrorBody),
         (status = 409, description = "`parts-missing` (the message lists them), `upload-completing`, `sha1-conflict`", body = ErrorBody),
         (status = 413, description = "`body-too-large`", body = ErrorBody),
@@ -143,10 +165,11 @@ pub async fn report(state: web::Data<AppState>, path: web::Path<(String, u32)>, 
         (status = 422, description = "`invalid-sha1`, `invalid-field`", body = ErrorBody),
 ))]
 pub async fn complete(
+    user: User,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Json<Object<CompleteRequest>>,
 ) -> Res {
     let sha1 = body.into_inner().0.sha1;
-    Ok(HttpResponse::Ok().json(service::complete(&state, &id, sha1.as_deref()).await?))
+    Ok(HttpResponse::Ok().json(service::complete(&state, &user, &id, sha1.as_deref()).await?))
 }

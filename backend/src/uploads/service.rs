@@ -11,9 +11,10 @@ use shardrop_engine::{Md5B64, Plan, Sha1B64, Sha1Hex};
 
 use super::repo::{self, UploadRow, ABORTING, COMPLETE, COMPLETING, INSTANT, UPLOADING};
 use super::{
-    validate, Challenge, CreateUpload, ReportAnswer, SignPart, SignedPart, UploadError, UploadState, UploadView,
+    quota, validate, Challenge, CreateUpload, ReportAnswer, SignPart, SignedPart, UploadError, UploadState, UploadView,
 };
 use crate::app::AppState;
+use crate::auth::User;
 use crate::db::now_ms;
 use crate::files::{self, FileRow, FileView};
 use crate::storage::{PartCheck, PartTarget, StorageError, StoredPart};
@@ -33,7 +34,7 @@ pub enum Created {
 
 /// What an attempt to compose the object ended in.
 pub enum Finish {
-    Complete(FileRow),
+    Complete(Box<FileRow>),
     /// Another replica holds the completion.
     Completing,
     /// The storage lacks these parts (or forgot the whole upload, which restarts it).
@@ -52,14 +53,23 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn load(state: &AppState, id: &str) -> Result<UploadRow, UploadError> {
+/// The caller's upload: another user's is `upload-not-found`, exactly like a missing one.
+async fn load(state: &AppState, user: &User, id: &str) -> Result<UploadRow, UploadError> {
+    match repo::get(&state.db, id).await? {
+        Some(u) if u.state != ABORTING && u.user_id.as_deref() == Some(user.id.as_str()) => Ok(u),
+        _ => Err(UploadError::NotFound),
+    }
+}
+
+/// The upload as it is now, whoever owns it (for flows that already checked).
+async fn reload(state: &AppState, id: &str) -> Result<UploadRow, UploadError> {
     match repo::get(&state.db, id).await? {
         Some(u) if u.state != ABORTING => Ok(u),
         _ => Err(UploadError::NotFound),
     }
 }
 
-pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, UploadError> {
+pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<Created, UploadError> {
     validate::name(&req.name)?;
     let content_type = validate::content_type(req.content_type.as_deref())?;
     let sha1 = req.sha1.as_deref().map(Sha1Hex::parse).transpose()?;
@@ -72,7 +82,7 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
     let now = now_ms();
     if let Some(last_modified) = req.last_modified {
         let alive_since = now - state.ttl_ms();
-        if let Some(u) = repo::find_resumable(&state.db, &req.name, size, last_modified, alive_since).await? {
+        if let Some(u) = repo::find_resumable(&state.db, &user.id, &req.name, size, last_modified, alive_since).await? {
             // Same name, size and time but another claimed content: not the same file.
             let same = match &sha1 {
                 Some(sha1) => repo::set_sha1(&state.db, &u.id, sha1.as_str()).await?,
@@ -80,9 +90,9 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
             };
             if same {
                 if let Some(sha1) = &sha1 {
-                    challenge_if_stored(state, &u, sha1).await?;
+                    dedup(state, &u, sha1).await?;
                 }
-                let mut v = view(state, load(state, &u.id).await?).await?;
+                let mut v = view(state, reload(state, &u.id).await?).await?;
                 v.dedup_candidate = dedup_candidate(state, size, probe.as_ref()).await?;
                 return Ok(Created::Resumed(v));
             }
@@ -90,6 +100,7 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
     }
     let plan = Plan::new(req.size, state.settings.uploads.part_size)
         .map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
+    quota::check_start(state, &user.id, size).await?;
     let id = new_id("up");
     let key = format!("objects/{id}");
     let storage_upload_id = match plan.is_single() {
@@ -115,6 +126,7 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
         challenge_offset: None,
         challenge_length: None,
         challenge_nonce: None,
+        user_id: Some(user.id.clone()),
     };
     if let Err(e) = repo::insert(&state.db, &row).await {
         // Leave nothing behind in storage for a row that was never written.
@@ -130,8 +142,8 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
     state.metrics.uploads_started.inc();
     let row = match &row.sha1 {
         Some(sha1) => {
-            challenge_if_stored(state, &row, &Sha1Hex::parse(sha1)?).await?;
-            load(state, &row.id).await?
+            dedup(state, &row, &Sha1Hex::parse(sha1)?).await?;
+            reload(state, &row.id).await?
         }
         None => row,
     };
@@ -143,11 +155,18 @@ pub async fn create(state: &AppState, req: CreateUpload) -> Result<Created, Uplo
 /// Most bytes a proof-of-possession range covers (the client reads and hashes them).
 const CHALLENGE_MAX: i64 = 1024 * 1024;
 
-/// When verified content with this SHA-1 and size is stored, asks the client to prove it
-/// holds it: the SHA-1 of a byte range picked at random. A claimed hash alone never grants
-/// stored content; the answer goes to [`prove`].
-async fn challenge_if_stored(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) -> Result<(), UploadError> {
+/// When verified content with this SHA-1 and size is stored: if the uploader already owns a
+/// file of it, links the upload to that content at once (`instant`); if only others do,
+/// asks the client to prove it holds the content: the SHA-1 of a byte range picked at
+/// random. A claimed hash alone never grants someone else's content; the answer goes to
+/// [`prove`].
+async fn dedup(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) -> Result<(), UploadError> {
     if u.state != UPLOADING {
+        return Ok(());
+    }
+    let owner = u.user_id.as_deref().unwrap_or_default();
+    if let Some(own) = files::repo::find_verified_owned(&state.db, sha1.as_str(), u.size, owner).await? {
+        link_instant(state, u, &own).await?;
         return Ok(());
     }
     let Some(file) = files::repo::find_verified(&state.db, sha1.as_str(), u.size).await? else { return Ok(()) };
@@ -161,9 +180,9 @@ async fn challenge_if_stored(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) ->
 /// Checks the answer to the upload's challenge against the stored bytes. Right: the upload
 /// ends as `instant`, linked to the stored file, and its parts are dropped. Wrong: refused,
 /// the challenge is used up, and the upload goes on as an ordinary one (send the parts).
-pub async fn prove(state: &AppState, id: &str, answer: &str) -> Result<UploadView, UploadError> {
+pub async fn prove(state: &AppState, user: &User, id: &str, answer: &str) -> Result<UploadView, UploadError> {
     let answer = Sha1Hex::parse(answer)?;
-    let u = load(state, id).await?;
+    let u = load(state, user, id).await?;
     let (Some(file_id), Some(offset), Some(length), Some(nonce)) =
         (&u.challenge_file, u.challenge_offset, u.challenge_length, &u.challenge_nonce)
     else {
@@ -193,14 +212,52 @@ pub async fn prove(state: &AppState, id: &str, answer: &str) -> Result<UploadVie
         tracing::warn!(upload = %id, file = %file.id, "proof of possession failed");
         return Err(UploadError::ChallengeFailed);
     }
+    link_instant(state, &u, &file).await?;
+    view(state, load(state, user, id).await?).await
+}
+
+/// Ends the upload as `instant`: a new file of the uploader's, backed by `source`'s stored
+/// content, and the upload's own parts dropped. False when it could not (the upload moved
+/// on meanwhile, or the content lost its last file and so its object): the upload then goes
+/// on as an ordinary one.
+async fn link_instant(state: &AppState, u: &UploadRow, source: &FileRow) -> Result<bool, UploadError> {
     // On the state alone: a part reported meanwhile must not lose a right answer.
     let now = now_ms();
-    if repo::transition(&state.db, id, UPLOADING, ABORTING, now, i64::MIN).await? {
-        drop_parts(state, &u).await?;
-        repo::finish(&state.db, id, INSTANT, &file.id, now).await?;
-        state.metrics.uploads_instant.inc();
+    if !repo::transition(&state.db, &u.id, UPLOADING, ABORTING, now, i64::MIN).await? {
+        return Ok(false);
     }
-    view(state, load(state, id).await?).await
+    let row = FileRow {
+        id: new_id("fi"),
+        upload_id: Some(u.id.clone()),
+        user_id: u.user_id.clone(),
+        name: u.name.clone(),
+        size: u.size,
+        content_type: u.content_type.clone(),
+        sha1: source.sha1.clone(),
+        storage_key: source.storage_key.clone(),
+        status: files::repo::VERIFIED.into(),
+        created_at: now,
+        verified_at: Some(now),
+        probe: source.probe.clone(),
+    };
+    let Some(file) = files::repo::insert_once(&state.db, &row, quota::limit(state)).await? else {
+        // Its size was reserved at the start; only a race of this user's uploads gets here.
+        abort_claimed(state, u, "quota").await?;
+        state.metrics.quota_refusals.inc();
+        let stored = quota::stored_bytes(&state.db, u.user_id.as_deref().unwrap_or_default()).await?;
+        return Err(quota::exceeded(stored, u.size, quota::limit(state).unwrap_or(0)));
+    };
+    // The handshake of `files::repo::delete`: were the other files of this content deleted
+    // before this row was written, their object may be gone; then this link must not stand.
+    if !files::repo::shared_by_others(&state.db, &file).await? {
+        files::repo::delete_row(&state.db, &file.id).await?;
+        repo::transition(&state.db, &u.id, ABORTING, UPLOADING, now_ms(), i64::MIN).await?;
+        return Ok(false);
+    }
+    drop_parts(state, u).await?;
+    repo::finish(&state.db, &u.id, INSTANT, &file.id, now_ms()).await?;
+    state.metrics.uploads_instant.inc();
+    Ok(true)
 }
 
 async fn dedup_candidate(state: &AppState, size: i64, probe: Option<&Sha1Hex>) -> Result<bool, UploadError> {
@@ -210,12 +267,12 @@ async fn dedup_candidate(state: &AppState, size: i64, probe: Option<&Sha1Hex>) -
     })
 }
 
-pub async fn sign(state: &AppState, id: &str, parts: &[SignPart]) -> Result<Vec<SignedPart>, UploadError> {
+pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -> Result<Vec<SignedPart>, UploadError> {
     let max = state.settings.uploads.max_sign_batch;
     if parts.is_empty() || parts.len() > max {
         return Err(UploadError::InvalidBatch { max });
     }
-    let u = load(state, id).await?;
+    let u = load(state, user, id).await?;
     if u.state != UPLOADING {
         return Err(UploadError::AlreadyComplete);
     }
@@ -266,6 +323,7 @@ pub async fn sign(state: &AppState, id: &str, parts: &[SignPart]) -> Result<Vec<
 
 pub async fn report(
     state: &AppState,
+    user: &User,
     id: &str,
     number: u32,
     etag: &str,
@@ -273,7 +331,7 @@ pub async fn report(
 ) -> Result<ReportAnswer, UploadError> {
     validate::etag(etag)?;
     let sha1 = Sha1B64::parse(sha1)?;
-    let u = load(state, id).await?;
+    let u = load(state, user, id).await?;
     let plan = plan_of(&u);
     if plan.part_range(number).is_none() {
         return Err(UploadError::InvalidPartNumber { number, part_count: plan.part_count });
@@ -314,7 +372,7 @@ pub async fn report(
             parts_done: plan.part_count,
             part_count: plan.part_count,
             state: UploadState::Complete,
-            file: Some(FileView::from(&file)),
+            file: Some(FileView::from(&*file)),
         }),
         Finish::Completing => Ok(ReportAnswer {
             parts_done: done,
@@ -332,9 +390,9 @@ pub async fn report(
 }
 
 /// Explicit, idempotent completion.
-pub async fn complete(state: &AppState, id: &str, sha1: Option<&str>) -> Result<UploadView, UploadError> {
+pub async fn complete(state: &AppState, user: &User, id: &str, sha1: Option<&str>) -> Result<UploadView, UploadError> {
     let sha1 = sha1.map(Sha1Hex::parse).transpose()?;
-    let u = load(state, id).await?;
+    let u = load(state, user, id).await?;
     if let Some(sha1) = &sha1 {
         record_claim(state, &u, sha1).await?;
     }
@@ -345,7 +403,7 @@ pub async fn complete(state: &AppState, id: &str, sha1: Option<&str>) -> Result<
             Finish::Missing(missing) => return Err(UploadError::PartsMissing(missing)),
         }
     }
-    view(state, load(state, id).await?).await
+    view(state, load(state, user, id).await?).await
 }
 
 /// Records a whole-file SHA-1 claim on the upload and, if its file already exists, on the
@@ -365,28 +423,28 @@ async fn record_claim(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) -> Result
 
 /// Records the whole-file SHA-1; if that content is already stored, the answer carries a
 /// challenge whose right answer ([`prove`]) ends the upload as `instant`.
-pub async fn set_sha1(state: &AppState, id: &str, sha1: &str) -> Result<UploadView, UploadError> {
+pub async fn set_sha1(state: &AppState, user: &User, id: &str, sha1: &str) -> Result<UploadView, UploadError> {
     let sha1 = Sha1Hex::parse(sha1)?;
-    let u = load(state, id).await?;
+    let u = load(state, user, id).await?;
     record_claim(state, &u, &sha1).await?;
-    challenge_if_stored(state, &u, &sha1).await?;
-    view(state, load(state, id).await?).await
+    dedup(state, &u, &sha1).await?;
+    view(state, load(state, user, id).await?).await
 }
 
-pub async fn status(state: &AppState, id: &str) -> Result<UploadView, UploadError> {
-    let u = load(state, id).await?;
+pub async fn status(state: &AppState, user: &User, id: &str) -> Result<UploadView, UploadError> {
+    let u = load(state, user, id).await?;
     if u.state == COMPLETING && u.updated_at < now_ms() - lease_ms(state) {
         // Its completer died: take the completion over.
         let _ = finish(state, &u).await?;
-        return view(state, load(state, id).await?).await;
+        return view(state, load(state, user, id).await?).await;
     }
     view(state, u).await
 }
 
-pub async fn abort(state: &AppState, id: &str) -> Result<(), UploadError> {
+pub async fn abort(state: &AppState, user: &User, id: &str) -> Result<(), UploadError> {
     // A report landing between the read and the claim changes `updated_at`: look again.
     for _ in 0..5 {
-        let u = load(state, id).await?;
+        let u = load(state, user, id).await?;
         match u.state.as_str() {
             COMPLETE | INSTANT => return Err(UploadError::AlreadyComplete),
             COMPLETING if u.updated_at >= now_ms() - lease_ms(state) => return Err(UploadError::Completing),
@@ -436,12 +494,20 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
     // The tracker's claim keeps racing replicas apart; SQL decides for good (the tracker
     // may have been flushed between two claims).
     if !repo::transition(&state.db, &u.id, UPLOADING, COMPLETING, now, now - lease_ms(state)).await? {
-        let current = load(state, &u.id).await?;
+        let current = reload(state, &u.id).await?;
         if current.state == COMPLETE || current.state == INSTANT {
             let file = finished_file(state, &current).await?;
-            return Ok(Finish::Complete(file));
+            return Ok(Finish::Complete(Box::new(file)));
         }
         return Ok(Finish::Completing);
+    }
+    if let Some(quota) = quota::limit(state) {
+        // Before composing: the quota counts files, and other uploads of this user may have
+        // become files since this one started.
+        let stored = quota::stored_bytes(&state.db, u.user_id.as_deref().unwrap_or_default()).await?;
+        if stored.saturating_add(u.size) > quota {
+            return refuse_over_quota(state, u, stored, quota).await;
+        }
     }
     let composed = compose(state, u).await;
     if !matches!(composed, Ok(None)) {
@@ -451,6 +517,7 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
     let file = FileRow {
         id: new_id("fi"),
         upload_id: Some(u.id.clone()),
+        user_id: u.user_id.clone(),
         name: u.name.clone(),
         size: u.size,
         content_type: u.content_type.clone(),
@@ -461,7 +528,13 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
         verified_at: None,
         probe: None,
     };
-    let file = files::repo::insert_once(&state.db, &file).await?;
+    let Some(file) = files::repo::insert_once(&state.db, &file, quota::limit(state)).await? else {
+        // Another upload of this user's finished first and took the room: the composed
+        // object goes too, so nothing is left behind.
+        state.store.delete(&u.storage_key).await?;
+        let stored = quota::stored_bytes(&state.db, u.user_id.as_deref().unwrap_or_default()).await?;
+        return refuse_over_quota(state, u, stored, quota::limit(state).unwrap_or(0)).await;
+    };
     repo::finish(&state.db, &u.id, COMPLETE, &file.id, now_ms()).await?;
     if let Err(e) = state.tracker.forget(&u.id).await {
         tracing::warn!(upload = %u.id, error = %e, "tracker forget failed; its keys expire on their own");
@@ -469,7 +542,16 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
     state.metrics.uploads_completed.inc();
     state.metrics.bytes_completed.inc_by(u64::try_from(u.size).unwrap_or(0));
     files::verify::queue(state, &file.id).await;
-    Ok(Finish::Complete(file))
+    Ok(Finish::Complete(Box::new(file)))
+}
+
+/// Aborts an upload (held in `completing` by this caller) that would take its owner past
+/// the quota: its parts, tracker keys and row go.
+async fn refuse_over_quota(state: &AppState, u: &UploadRow, used: i64, quota: i64) -> Result<Finish, UploadError> {
+    repo::transition(&state.db, &u.id, COMPLETING, ABORTING, now_ms(), i64::MIN).await?;
+    abort_claimed(state, u, "quota").await?;
+    state.metrics.quota_refusals.inc();
+    Err(quota::exceeded(used, u.size, quota))
 }
 
 /// Checks the parts against storage and composes the object. `Ok(None)` when composed,

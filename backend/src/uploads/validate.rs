@@ -121,4 +121,62 @@ mod tests {
         assert!(etag("").is_err());
         assert!(etag("a b").is_err());
     }
+
+    mod properties {
+        //! The parsers of client input, over arbitrary input: a verdict, never a panic, and
+        //! the verdict is exactly the documented rule.
+        use super::*;
+        use proptest::prelude::*;
+        use shardrop_engine::{Md5B64, Sha1B64, Sha1Hex};
+
+        proptest! {
+            #[test]
+            fn name_is_refused_exactly_when_the_rule_says(s in "\\PC{0,40}|[\\x00-\\x20a-z/]{0,10}|.{1020,1030}") {
+                let ok = !s.is_empty() && s.len() <= 1024 && !s.chars().any(char::is_control);
+                prop_assert_eq!(name(&s).is_ok(), ok);
+            }
+
+            #[test]
+            fn content_type_is_printable_ascii_with_a_slash(s in "\\PC{0,20}|[ -~]{0,300}") {
+                let ok = s.is_empty() || (s.len() <= 255 && s.contains('/') && s.bytes().all(|b| (b' '..=b'~').contains(&b)));
+                match content_type(Some(&s)) {
+                    Ok(ct) => { prop_assert!(ok); prop_assert_eq!(ct, if s.is_empty() { DEFAULT_CONTENT_TYPE.to_owned() } else { s.clone() }); }
+                    Err(_) => prop_assert!(!ok),
+                }
+            }
+
+            #[test]
+            fn etag_is_visible_ascii(s in "\\PC{0,20}|[!-~]{250,260}") {
+                let ok = (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
+                prop_assert_eq!(etag(&s).is_ok(), ok);
+            }
+
+            #[test]
+            fn integers_round_trip_and_never_lose_precision(n in any::<u64>(), f in any::<f64>()) {
+                #[derive(Deserialize)]
+                struct N { #[serde(deserialize_with = "integer")] n: u64 }
+                let exact: N = serde_json::from_str(&format!("{{\"n\": {n}}}")).unwrap();
+                prop_assert_eq!(exact.n, n);
+                // A float is taken only where it names exactly one whole number.
+                if let Ok(v) = serde_json::from_str::<N>(&format!("{{\"n\": {f:?}}}")) {
+                    prop_assert!(f.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER).contains(&f));
+                    prop_assert_eq!(v.n as f64, f);
+                }
+            }
+
+            #[test]
+            fn digests_parse_exactly_their_spelling(bytes in proptest::collection::vec(any::<u8>(), 0..24), junk in "\\PC{0,44}") {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                prop_assert_eq!(Sha1B64::parse(&b64).is_ok(), bytes.len() == 20);
+                prop_assert_eq!(Md5B64::parse(&b64).is_ok(), bytes.len() == 16);
+                let hex = hex::encode(&bytes);
+                prop_assert_eq!(Sha1Hex::parse(&hex).is_ok(), bytes.len() == 20);
+                prop_assert_eq!(Sha1Hex::parse(&hex.to_uppercase()).map(|h| h.as_str().to_owned()).ok(), (bytes.len() == 20).then(|| hex.clone()));
+                let junk_ok = junk.len() == 40 && junk.bytes().all(|b| b.is_ascii_hexdigit());
+                prop_assert_eq!(Sha1Hex::parse(&junk).is_ok(), junk_ok);
+                let _ = (Sha1B64::parse(&junk), Md5B64::parse(&junk));
+            }
+        }
+    }
 }

@@ -109,7 +109,8 @@ async fn reaper_on_three_replicas_aborts_once_and_spares_active_uploads() {
         let d = tempfile::tempdir().unwrap();
         let mut s = s.clone();
         s.data_dir = d.path().to_owned();
-        apps.push(spawn_with(s, d).await);
+        // One user throughout: any replica serves their uploads.
+        apps.push(spawn_with(s, d).await.with_token(&apps[0].token, &apps[0].username));
     }
     let abandoned: Vec<String> = futures_util::future::join_all((0..3).map(|i| {
         let app = &apps[0];

@@ -100,7 +100,7 @@ async fn bad_bodies_and_routes_get_json_errors() {
     expect(&app, Method::POST, "/uploads", Some(json!({"name": "a", "size": too_big})), 413, "file-too-large").await;
 
     let raw = |body: &'static str, ct: &'static str| {
-        app.client.post(app.url("/uploads")).header("content-type", ct).body(body).send()
+        app.api.post(app.url("/uploads")).header("content-type", ct).body(body).send()
     };
     let r = raw("{\"name\": ", "application/json").await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
@@ -109,14 +109,8 @@ async fn bad_bodies_and_routes_get_json_errors() {
     assert_eq!(r.status().as_u16(), 415);
     assert_eq!(code(&r.json::<Value>().await.unwrap()), "unsupported-media-type");
     let huge = format!("{{\"name\": \"{}\", \"size\": 1}}", "x".repeat(2 * 1024 * 1024));
-    let r = app
-        .client
-        .post(app.url("/uploads"))
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+    let r =
+        app.api.post(app.url("/uploads")).header("content-type", "application/json").body(huge).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 413);
     assert_eq!(code(&r.json::<Value>().await.unwrap()), "body-too-large");
 

@@ -52,7 +52,7 @@ async fn send(app: &TestApp, name: &str, size: u64) -> (String, String, Duration
 }
 
 async fn stored_sha1(app: &TestApp, file_id: &str) -> String {
-    let resp = app.client.get(app.url(&format!("/files/{file_id}/content"))).send().await.unwrap();
+    let resp = app.api.get(app.url(&format!("/files/{file_id}/content"))).send().await.unwrap();
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let mut resp = app.client.get(location).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);

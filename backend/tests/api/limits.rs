@@ -15,7 +15,7 @@ async fn signing_is_rate_limited_per_client_with_retry_after() {
     let created = app.create("r.bin", 10).await;
     let path = app.url(&format!("/uploads/{}/parts/sign", created["upload_id"].as_str().unwrap()));
     let body = json!({"parts": [{"number": 1, "sha1": sha1_b64(&[0; 10]), "size": 10}]});
-    let sign = |client: &'static str| app.client.post(&path).header("x-real-ip", client).json(&body).send();
+    let sign = |client: &'static str| app.api.post(&path).header("x-real-ip", client).json(&body).send();
     for _ in 0..3 {
         assert_eq!(sign("10.0.0.1").await.unwrap().status(), 200, "within the burst");
     }
@@ -51,6 +51,6 @@ async fn cors_answers_only_configured_origins() {
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none(), "{:?}", other.headers());
     // A simple request from an unlisted origin gets no CORS grant either (the browser hides the answer).
-    let r = app.client.get(app.url("/files")).header("origin", "https://evil.example").send().await.unwrap();
+    let r = app.api.get(app.url("/files")).header("origin", "https://evil.example").send().await.unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }

@@ -10,8 +10,10 @@
 #[macro_use]
 mod support;
 
+mod accounts;
 mod completion;
 mod errors;
+mod isolation;
 mod large;
 mod limits;
 mod queue;

@@ -1,7 +1,7 @@
 //! The shared harness: real services, started once per run, and an app per test.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::web;
@@ -28,12 +28,20 @@ pub enum Backend {
 
 pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::S3];
 
+/// An app on port 0, seen as one signed-in user: `call` and its helpers send that user's
+/// token. `client` sends none: it is for the storage's signed URLs (a bearer header there
+/// would be taken for S3 auth) and for checking what a request without a token gets.
+#[derive(Clone)]
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// Sends `Authorization: Bearer <token>` on every request.
+    pub api: reqwest::Client,
+    pub token: String,
+    pub username: String,
     pub state: web::Data<AppState>,
     pub settings: Settings,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 /// Where the S3 server under test is, from `SHARDROP_TEST_S3_*` or a dev Garage started
@@ -122,6 +130,8 @@ pub async fn settings(backend: Backend) -> (Settings, tempfile::TempDir) {
     let mut s = Settings { listen: "127.0.0.1:0".into(), data_dir: dir.path().to_owned(), ..Settings::default() };
     s.reaper.enabled = false;
     s.http.workers = 2;
+    // Every test signs up and in; the limit has a test of its own.
+    s.http.auth_rate_per_minute = 0;
     s.uploads.part_size = PART;
     if backend == Backend::S3 {
         let env = s3_env();
@@ -156,7 +166,24 @@ pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, client, state, settings, _dir: dir }
+    let app = TestApp {
+        base,
+        api: client.clone(),
+        client,
+        token: String::new(),
+        username: String::new(),
+        state,
+        settings,
+        _dir: Arc::new(dir),
+    };
+    app.as_new_user().await
+}
+
+/// A client that sends `token` as a bearer token, and follows no redirects.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 /// Several replicas sharing one database, tracker and storage prefix.
@@ -167,7 +194,8 @@ pub async fn spawn_replicas(n: usize) -> Vec<TestApp> {
         let dir = tempfile::tempdir().unwrap();
         let mut s = first.clone();
         s.data_dir = dir.path().to_owned();
-        apps.push(spawn_with(s, dir).await);
+        // The same user on every replica: one session, any replica checks it.
+        apps.push(spawn_with(s, dir).await.with_token(&apps[0].token, &apps[0].username));
     }
     apps
 }
@@ -204,8 +232,26 @@ impl TestApp {
         format!("{}/api/v1{path}", self.base)
     }
 
+    /// This app as a new user: signed up and signed in through the API.
+    pub async fn as_new_user(&self) -> TestApp {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let username = format!("user{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let creds = json!({"username": username, "password": "correct horse battery"});
+        let r = self.client.post(self.url("/users")).json(&creds).send().await.expect("sign up");
+        assert_eq!(r.status().as_u16(), 201, "sign up: {}", r.text().await.unwrap_or_default());
+        let r = self.client.post(self.url("/sessions")).json(&creds).send().await.expect("sign in");
+        assert_eq!(r.status().as_u16(), 201, "sign in");
+        let session: Value = r.json().await.unwrap();
+        self.with_token(session["token"].as_str().unwrap(), &username)
+    }
+
+    /// This app as the user whose session `token` is.
+    pub fn with_token(&self, token: &str, username: &str) -> TestApp {
+        TestApp { api: bearer_client(token), token: token.to_owned(), username: username.to_owned(), ..self.clone() }
+    }
+
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(method, self.url(path));
+        let mut req = self.api.request(method, self.url(path));
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -276,7 +322,7 @@ impl TestApp {
 
     /// Downloads a file through `/files/{id}/content` (the redirect and the storage).
     pub async fn download(&self, file_id: &str, range: Option<&str>) -> (u16, Vec<u8>) {
-        let resp = self.client.get(self.url(&format!("/files/{file_id}/content"))).send().await.unwrap();
+        let resp = self.api.get(self.url(&format!("/files/{file_id}/content"))).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 302);
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         let mut req = self.client.get(location);

@@ -200,24 +200,53 @@ async fn instant_upload_of_verified_content(backend: Backend) {
     assert_eq!((status, &v["dedup_candidate"]), (201, &json!(false)), "{v}");
     let (status, v) = app.post("/uploads", json!({"name": "p", "size": 1, "probe": "xyz"})).await;
     assert_eq!((status, v["code"].as_str()), (422, Some("invalid-probe")));
-    // Known content and size: a challenge, answered from the bytes; nothing else to send.
-    let (status, v) = app.post("/uploads", json!({"name": "copy.bin", "size": whole.len(), "sha1": sha})).await;
+    // The owner of verified content claims it again: instant at once, nothing to prove; a
+    // file entry of its own, backed by the same stored bytes.
+    let (status, v) = app.post("/uploads", json!({"name": "again.bin", "size": whole.len(), "sha1": sha})).await;
+    assert_eq!((status, &v["state"], &v["challenge"]), (201, &json!("instant"), &json!(null)), "{v}");
+    let again = v["file"]["file_id"].as_str().unwrap().to_owned();
+    assert_ne!(again, file_id);
+    assert_eq!(
+        (&v["file"]["verified"], &v["file"]["sha1"], &v["file"]["name"]),
+        (&json!(true), &json!(sha), &json!("again.bin"))
+    );
+    // Someone else with the same content: a challenge, answered from the bytes; nothing else
+    // to send, and a file entry of their own.
+    let other = app.as_new_user().await;
+    let (status, v) = other.post("/uploads", json!({"name": "copy.bin", "size": whole.len(), "sha1": sha})).await;
     assert_eq!((status, &v["state"]), (201, &json!("uploading")), "{v}");
-    let v = prove(&app, &v, &whole).await;
-    assert_eq!((&v["state"], &v["file"]["file_id"]), (&json!("instant"), &json!(file_id)), "{v}");
+    let v = prove(&other, &v, &whole).await;
+    assert_eq!(v["state"], "instant", "{v}");
+    let copy = v["file"]["file_id"].as_str().unwrap().to_owned();
+    assert!(copy != file_id && copy != again);
+    assert_eq!(other.download(&copy, None).await, (200, whole.clone()));
     // The same hash with another size is not that content.
-    let (status, v) = app.post("/uploads", json!({"name": "x", "size": 3, "sha1": sha})).await;
+    let (status, v) = other.post("/uploads", json!({"name": "x", "size": 3, "sha1": sha})).await;
     assert_eq!((status, &v["challenge"]), (201, &json!(null)));
     // The hash learnt mid-upload: challenged; proved, the upload ends as instant and its
     // parts are dropped.
-    let created = app.create("late.bin", whole.len() as u64).await;
+    let third = app.as_new_user().await;
+    let created = third.create("late.bin", whole.len() as u64).await;
     let late = created["upload_id"].as_str().unwrap();
-    app.send_part(late, 1, &parts[0]).await;
-    let (status, v) = app.call(reqwest::Method::PATCH, &format!("/uploads/{late}"), Some(json!({"sha1": sha}))).await;
+    third.send_part(late, 1, &parts[0]).await;
+    let (status, v) = third.call(reqwest::Method::PATCH, &format!("/uploads/{late}"), Some(json!({"sha1": sha}))).await;
     assert_eq!((status, &v["state"]), (200, &json!("uploading")), "{v}");
-    let v = prove(&app, &v, &whole).await;
-    assert_eq!((&v["state"], &v["file"]["file_id"]), (&json!("instant"), &json!(file_id)), "{v}");
+    let v = prove(&third, &v, &whole).await;
+    assert_eq!(v["state"], "instant", "{v}");
+    let late_file = v["file"]["file_id"].as_str().unwrap().to_owned();
     assert_eq!(app.metric("shardrop_compositions_total").await, 1);
+    assert_eq!(app.metric("shardrop_uploads_instant_total").await, 3);
+
+    // Users own entries, not content: deleting one user's file leaves the others' intact,
+    // and the stored object goes with the last of them.
+    let key = shardrop_backend::files::repo::get(&app.state.db, &file_id).await.unwrap().unwrap().storage_key;
+    for (who, id) in [(&app, &file_id), (&app, &again), (&other, &copy)] {
+        assert_eq!(who.call(reqwest::Method::DELETE, &format!("/files/{id}"), None).await.0, 204);
+        assert_eq!(third.download(&late_file, None).await, (200, whole.clone()), "after deleting {id}");
+    }
+    assert!(app.state.store.head(&key).await.unwrap().is_some());
+    assert_eq!(third.call(reqwest::Method::DELETE, &format!("/files/{late_file}"), None).await.0, 204);
+    assert_eq!(app.state.store.head(&key).await.unwrap(), None, "the last file took the object with it");
 }
 
 /// Answers an upload's challenge from `bytes`; answers the proof's JSON.
@@ -245,35 +274,38 @@ async fn claiming_a_stored_hash_without_the_bytes_gets_nothing(backend: Backend)
     let file_id = last["file"]["file_id"].as_str().unwrap().to_owned();
     assert_eq!(app.wait_verified(&file_id).await, "verified");
 
-    let (status, v) = app.post("/uploads", json!({"name": "stolen.bin", "size": whole.len(), "sha1": sha})).await;
+    let thief = app.as_new_user().await;
+    let (status, v) = thief.post("/uploads", json!({"name": "stolen.bin", "size": whole.len(), "sha1": sha})).await;
     assert_eq!(status, 201, "{v}");
     let id = v["upload_id"].as_str().unwrap().to_owned();
     assert!(v["challenge"]["length"].as_u64().unwrap() > 0, "{v}");
     // A guess (here: the hash of the whole file, which the claimant knows) is refused.
-    let (status, e) = app.post(&format!("/uploads/{id}/proof"), json!({ "sha1": sha })).await;
+    let (status, e) = thief.post(&format!("/uploads/{id}/proof"), json!({ "sha1": sha })).await;
     assert_eq!((status, e["code"].as_str()), (403, Some("challenge-failed")), "{e}");
-    let (status, v) = app.get(&format!("/uploads/{id}")).await;
+    let (status, v) = thief.get(&format!("/uploads/{id}")).await;
     assert_eq!(
         (status, &v["state"], &v["file"], &v["challenge"]),
         (200, &json!("uploading"), &json!(null), &json!(null))
     );
     // One try per challenge, and one challenge per upload: claiming again draws no new range.
-    let (status, e) = app.post(&format!("/uploads/{id}/proof"), json!({ "sha1": sha })).await;
+    let (status, e) = thief.post(&format!("/uploads/{id}/proof"), json!({ "sha1": sha })).await;
     assert_eq!((status, e["code"].as_str()), (409, Some("no-challenge")), "{e}");
-    let (status, v) = app.call(reqwest::Method::PATCH, &format!("/uploads/{id}"), Some(json!({"sha1": sha}))).await;
+    let (status, v) = thief.call(reqwest::Method::PATCH, &format!("/uploads/{id}"), Some(json!({"sha1": sha}))).await;
     assert_eq!((status, &v["challenge"]), (200, &json!(null)), "{v}");
     // A small file: the range is the whole file, and its SHA-1 is what the claimant knows;
     // the nonce still makes that no answer.
     let small = part_bytes(9, 1000);
     let (_, last) = app.upload("small.bin", std::slice::from_ref(&small)).await;
     assert_eq!(app.wait_verified(last["file"]["file_id"].as_str().unwrap()).await, "verified");
-    let (_, v) = app.post("/uploads", json!({"name": "s.bin", "size": 1000, "sha1": sha1_hex(&small)})).await;
+    let (_, v) = thief.post("/uploads", json!({"name": "s.bin", "size": 1000, "sha1": sha1_hex(&small)})).await;
     assert_eq!((&v["challenge"]["offset"], &v["challenge"]["length"]), (&json!(0), &json!(1000)), "{v}");
     let path = format!("/uploads/{}/proof", v["upload_id"].as_str().unwrap());
-    let (status, e) = app.post(&path, json!({ "sha1": sha1_hex(&small) })).await;
+    let (status, e) = thief.post(&path, json!({ "sha1": sha1_hex(&small) })).await;
     assert_eq!((status, e["code"].as_str()), (403, Some("challenge-failed")), "{e}");
     assert_eq!(app.metric("shardrop_challenges_failed_total").await, 2);
     assert_eq!(app.metric("shardrop_uploads_instant_total").await, 0);
+    let (_, list) = thief.get("/files").await;
+    assert_eq!(list["files"], json!([]), "the thief holds no file");
 }
 
 async fn wrong_claimed_sha1_never_becomes_a_dedup_target(backend: Backend) {
@@ -291,8 +323,16 @@ async fn wrong_claimed_sha1_never_becomes_a_dedup_target(backend: Backend) {
     }
     let file_id = last["file"]["file_id"].as_str().unwrap();
     assert_eq!(app.wait_verified(file_id).await, "corrupt");
-    let (status, v) = app.post("/uploads", json!({"name": "y", "size": size, "sha1": lie})).await;
-    assert_eq!((status, &v["state"]), (201, &json!("uploading")), "{v}");
+    // Neither the liar nor anyone else gets anything for the lie: no instant, no challenge.
+    let other = app.as_new_user().await;
+    for who in [&app, &other] {
+        let (status, v) = who.post("/uploads", json!({"name": "y", "size": size, "sha1": lie})).await;
+        assert_eq!((status, &v["state"], &v["challenge"]), (201, &json!("uploading"), &json!(null)), "{v}");
+    }
+    // Nor for the file's real hash: its content is not verified as anything.
+    let real = sha1_hex(&parts.concat());
+    let (_, v) = other.post("/uploads", json!({"name": "z", "size": size, "sha1": real})).await;
+    assert_eq!((&v["state"], &v["challenge"]), (&json!("uploading"), &json!(null)), "{v}");
 }
 
 async fn abort_removes_the_upload_everywhere(backend: Backend) {
@@ -353,7 +393,7 @@ async fn download_urls_expire(backend: Backend) {
     let name = "a \"quoted\"/name ü.txt";
     let (_, last) = app.upload(name, std::slice::from_ref(&bytes)).await;
     let file_id = last["file"]["file_id"].as_str().unwrap();
-    let resp = app.client.get(app.url(&format!("/files/{file_id}/content"))).send().await.unwrap();
+    let resp = app.api.get(app.url(&format!("/files/{file_id}/content"))).send().await.unwrap();
     assert_eq!(resp.status(), 302);
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     // (Garage 2.5 sets the signed Content-Disposition on a whole GET only, not on a 206.)

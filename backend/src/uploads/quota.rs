@@ -1,0 +1,56 @@
+//! The per-user quota (`auth.quota_bytes`): bytes a user may store. Checked twice. At the
+//! start of an upload, against what the user's files and open uploads hold, so a file that
+//! cannot fit is refused before any byte is sent. And when an upload becomes a file, inside
+//! the transaction that writes the file row, under a lock on the user's row, so uploads that
+//! started side by side cannot all finish past the quota. Counted from SQL every time: no
+//! counter to drift when a replica dies between two writes.
+
+use super::UploadError;
+use crate::app::AppState;
+use crate::db::Db;
+
+/// Bytes of the user's files plus the sizes of their uploads still in progress.
+pub async fn used_bytes(db: &Db, user_id: &str) -> Result<i64, sqlx::Error> {
+    let (used,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE user_id = $1), 0) \
+         + COALESCE((SELECT SUM(size) FROM uploads WHERE user_id = $1 AND state IN ('uploading', 'completing')), 0) \
+         AS BIGINT)",
+    )
+    .bind(user_id)
+    .fetch_one(db)
+    .await?;
+    Ok(used)
+}
+
+/// Bytes of the user's files alone (what the check at completion counts: the upload being
+/// completed reserved its own size, and other open uploads hold no bytes yet).
+pub async fn stored_bytes(db: &Db, user_id: &str) -> Result<i64, sqlx::Error> {
+    let (stored,): (i64,) =
+        sqlx::query_as("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(db)
+            .await?;
+    Ok(stored)
+}
+
+/// The quota in bytes, or `None` when there is none.
+pub fn limit(state: &AppState) -> Option<i64> {
+    let q = state.settings.auth.quota_bytes;
+    (q > 0).then(|| i64::try_from(q).unwrap_or(i64::MAX))
+}
+
+/// Refuses a new upload of `size` bytes that would take the user past the quota.
+pub async fn check_start(state: &AppState, user_id: &str, size: i64) -> Result<(), UploadError> {
+    let Some(quota) = limit(state) else { return Ok(()) };
+    let used = used_bytes(&state.db, user_id).await?;
+    if used.saturating_add(size) > quota {
+        state.metrics.quota_refusals.inc();
+        return Err(exceeded(used, size, quota));
+    }
+    Ok(())
+}
+
+pub fn exceeded(used: i64, size: i64, quota: i64) -> UploadError {
+    let u = |n: i64| u64::try_from(n).unwrap_or(0);
+    UploadError::QuotaExceeded { used: u(used), size: u(size), quota: u(quota) }
+}
