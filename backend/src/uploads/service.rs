@@ -147,7 +147,10 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
         }
         None => row,
     };
-    let mut v = view_with_parts(state, &row, Vec::new()).await?;
+    let mut v = match row.state.as_str() {
+        UPLOADING => view_with_parts(state, &row, Vec::new()).await?,
+        _ => view(state, row).await?, // instant: the owner's own content, linked at once
+    };
     v.dedup_candidate = dedup_candidate(state, size, probe.as_ref()).await?;
     Ok(Created::New(v))
 }

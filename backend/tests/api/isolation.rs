@@ -21,6 +21,8 @@ async fn another_users_ids_are_unknown_on_every_route(backend: Backend) {
     let content = part_bytes(74, 3000);
     let (_, last) = alice.upload("secret.txt", std::slice::from_ref(&content)).await;
     let file = last["file"]["file_id"].as_str().unwrap().to_owned();
+    // Settled first, so that the comparison at the end sees only what Bob could change.
+    assert_eq!(alice.wait_verified(&file).await, "verified");
     let (_, share) = alice.post(&format!("/files/{file}/shares"), json!({})).await;
     let share_id = share["share_id"].as_str().unwrap().to_owned();
     let before_upload = alice.get(&format!("/uploads/{up}")).await;

@@ -204,6 +204,7 @@ async fn instant_upload_of_verified_content(backend: Backend) {
     // file entry of its own, backed by the same stored bytes.
     let (status, v) = app.post("/uploads", json!({"name": "again.bin", "size": whole.len(), "sha1": sha})).await;
     assert_eq!((status, &v["state"], &v["challenge"]), (201, &json!("instant"), &json!(null)), "{v}");
+    assert_eq!(v["parts_done"], json!([1, 2, 3]), "nothing left to send");
     let again = v["file"]["file_id"].as_str().unwrap().to_owned();
     assert_ne!(again, file_id);
     assert_eq!(
