@@ -1,8 +1,10 @@
 // The upload engine in real headless Chromium, against a real `shardrop serve` on the
 // embedded store and on Garage (parts PUT straight to Garage, cross-origin): a 300 MB file
 // stored intact, duplicates sending 0 parts, cancel, the server killed mid-upload, and a
-// page reloaded mid-upload sending only the missing parts. And on Ceph RGW, which checks
-// parts by Content-MD5 only: the engine signs each part with its MD5 too.
+// page reloaded mid-upload sending only the missing parts. The engine sends the account's
+// bearer token on every API call (the server's default user, see harness.mjs); another
+// account sees none of its files, and an engine without a token is refused. And on Ceph
+// RGW, which checks parts by Content-MD5 only: the engine signs each part with its MD5 too.
 
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
@@ -55,16 +57,18 @@ for (const [label, storage, skip] of STORES) describe(`engine on ${label}`, { sk
     await page.close();
   });
 
-  test("a duplicate sends no part, under its own name or another", async () => {
+  test("a duplicate sends no part: at once for its owner, after a proof for anyone else", async () => {
     // Instant upload needs content the server has verified from the stored bytes.
     for (let i = 0; i < 200; i++) {
       const f = await (await server.api(`/files/${files.big.file_id}`)).json();
       if (f.status === "verified") break;
       await sleep(100);
     }
-    for (const file of [files.big, files.copy]) {
-      const page = await openPage(chromium, server);
-      // The claimed hash alone gets nothing: the worker answers the server's challenge.
+    const other = await server.signUp();
+    // The owner, under another name: nothing to prove. Someone else: the claimed hash alone
+    // gets nothing, so the worker answers the server's challenge from the file.
+    for (const [file, token, wantProofs] of [[files.copy, undefined, 0], [files.big, other.token, 1]]) {
+      const page = await openPage(chromium, server, { token });
       const proofs = [];
       page.on("request", (r) => r.url().endsWith("/proof") && proofs.push(JSON.parse(r.postData()).sha1));
       await startUpload(page, file);
@@ -72,12 +76,36 @@ for (const [label, storage, skip] of STORES) describe(`engine on ${label}`, { sk
       assert.equal(t.error, undefined, JSON.stringify(t.error));
       assert.equal(t.state, "instant", file.name);
       assert.equal(t.result.instant, true);
-      assert.equal(t.result.file_id, files.big.file_id);
+      assert.notEqual(t.result.file_id, files.big.file_id, "a file entry of its own");
+      assert.equal(await server.storedSha1(t.result.file_id, { token }), files.big.sha1, "backed by the stored bytes");
       assert.equal(page.partPuts, 0, `${file.name}: no part PUT`);
-      assert.equal(proofs.length, 1, `${file.name}: one proof of possession`);
-      assert.match(proofs[0], /^[0-9a-f]{40}$/);
+      assert.equal(proofs.length, wantProofs, `${file.name}: proofs of possession`);
+      proofs.forEach((p) => assert.match(p, /^[0-9a-f]{40}$/));
       await page.close();
     }
+  });
+
+  test("another account sees none of it; an engine without a token is refused", async () => {
+    const other = await server.signUp();
+    const id = files.big.file_id;
+    for (const path of [`/files/${id}`, `/files/${id}/content`, `/files/${id}/download-url`]) {
+      const res = await server.api(path, { token: other.token, redirect: "manual" });
+      assert.equal(res.status, 404, `${path} as another user: as if it did not exist`);
+    }
+    assert.deepEqual((await (await server.api("/files", { token: other.token })).json()).files, []);
+    const anonymous = await server.api(`/files/${id}`, { token: null });
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get("www-authenticate") ?? "", /^Bearer/);
+
+    const page = await openPage(chromium, server, { token: null });
+    const file = await makeFile(tempDir(), "anonymous.bin", MIB);
+    await startUpload(page, file);
+    const t = await finished(page, file.name);
+    assert.equal(t.error?.code, "unauthorized", JSON.stringify(t.error));
+    assert.equal(t.error.status, 401);
+    assert.equal(t.state, "failed");
+    assert.equal(page.partPuts, 0);
+    await page.close();
   });
 
   test("cancel stops sending and removes the upload from the backend", async () => {

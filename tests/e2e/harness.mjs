@@ -1,6 +1,8 @@
 // Shared harness of the browser tests: a real `shardrop serve` per test file (embedded
 // defaults, or S3 against the Garage that scripts/test.sh started), the engine's test page
-// served by it, headless Chromium, and files on disk whose SHA-1 is known.
+// served by it, headless Chromium, and files on disk whose SHA-1 is known. Every upload and
+// file belongs to an account: each server has a default user, signed up on first use, whose
+// token `server.api()` and the engine's test page send unless a test names another.
 
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -39,8 +41,42 @@ export function tempDir(prefix = "shardrop-e2e-") {
   return dir;
 }
 
+/**
+ * POSTs JSON to an auth route. Waits out `429 rate-limited` (sign-up and login share a
+ * per-IP limit) and a 502/503 of a proxy whose replica is restarting.
+ */
+async function authCall(origin, path, body) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`${origin}/api/v1${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (![429, 502, 503].includes(res.status) || attempt >= 5) {
+      const text = await res.text();
+      if (res.status !== 201) throw new Error(`POST ${path}: ${res.status} ${text}`);
+      return JSON.parse(text);
+    }
+    await res.arrayBuffer();
+    await sleep(1000 * (Number(res.headers.get("retry-after")) || 1));
+  }
+}
+
+/**
+ * Creates an account (a random unique name unless `username` is given) and signs it in,
+ * through the API of the server at `origin`. Answers `{username, password, token, user}`.
+ */
+export async function signUp(origin, username = `e2e-${randomBytes(6).toString("hex")}`) {
+  const password = randomBytes(12).toString("base64url");
+  await authCall(origin, "/users", { username, password });
+  const session = await authCall(origin, "/sessions", { username, password });
+  return { username: session.user.username, password, token: session.token, user: session.user };
+}
+
 /** A `shardrop serve` that can be killed and started again on the same port and data. */
 export class Server {
+  #user;
+
   /** `web`: the folder to serve at / (default: the engine's test page with the package). */
   /** `s3`: the prefix of the env vars naming the S3 server (Garage by default, or RGW). */
   constructor({ storage = "local", env = {}, web, s3 = "SHARDROP_TEST_S3_" } = {}) {
@@ -105,8 +141,27 @@ export class Server {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  api(path, init) {
-    return fetch(`${this.origin}/api/v1${path}`, init);
+  /** A new account on this server: `{username, password, token, user}`. */
+  signUp(username) {
+    return signUp(this.origin, username);
+  }
+
+  /** The account this server's tests act as unless they name another; signed up on first use. */
+  user() {
+    // Sessions live in SQL, so the token still works after a kill and restart.
+    this.#user ??= this.signUp();
+    return this.#user;
+  }
+
+  /**
+   * fetch of an API path, as the default user. `token` sends another user's token instead,
+   * or none when null; the other fields are fetch's.
+   */
+  async api(path, { token, ...init } = {}) {
+    if (token === undefined) token = (await this.user()).token;
+    const headers = new Headers(init.headers);
+    if (token) headers.set("authorization", `Bearer ${token}`);
+    return fetch(`${this.origin}/api/v1${path}`, { ...init, headers });
   }
 
   /** Sum of a counter over the lines whose labels contain every `match` string. */
@@ -119,17 +174,29 @@ export class Server {
   }
 
 
-  /** SHA-1 of a stored file, fetched through its download redirect. */
-  async storedSha1(fileId) {
-    const res = await this.api(`/files/${fileId}/content`);
-    if (!res.ok) throw new Error(`download answered ${res.status}`);
-    const hash = createHash("sha1");
-    for await (const chunk of res.body) hash.update(chunk);
-    return hash.digest("hex");
+  /**
+   * SHA-1 of a stored file (the default user's, or the one whose `token` is given), fetched
+   * through its download redirect. The redirect is followed by hand: the bearer token goes
+   * to the API only, never to the storage, even where the storage is on the same origin
+   * (the embedded store), where fetch would send it along.
+   */
+  async storedSha1(fileId, { token } = {}) {
+    const redirect = await this.api(`/files/${fileId}/content`, { token, redirect: "manual" });
+    if (redirect.status !== 302) throw new Error(`download answered ${redirect.status}: ${await redirect.text()}`);
+    const res = await fetch(new URL(redirect.headers.get("location"), redirect.url));
+    if (!res.ok) throw new Error(`the storage answered ${res.status}`);
+    return sha1Of(res.body);
   }
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Hex SHA-1 of a stream of bytes (a fetch body, a file stream). */
+export async function sha1Of(stream) {
+  const hash = createHash("sha1");
+  for await (const chunk of stream) hash.update(chunk);
+  return hash.digest("hex");
+}
 
 /** A file of `size` random bytes on disk; answers its path and SHA-1. */
 export async function makeFile(dir, name, size) {
@@ -163,9 +230,14 @@ export async function browser() {
   });
 }
 
-/** Opens the engine's test page. `page.partPuts` counts part PUTs its worker starts. */
-export async function openPage(b, server) {
+/**
+ * Opens the engine's test page. `page.partPuts` counts part PUTs its worker starts.
+ * `page.token` is the token its uploads send: `token`, or the server's default user's
+ * (`server` may be a plain `{origin}`, such as a cluster behind nginx: pass `token` then).
+ */
+export async function openPage(b, server, { token } = {}) {
   const page = await b.newPage();
+  page.token = token !== undefined ? token : (await server.user()).token;
   page.on("pageerror", (e) => console.error("page error:", e));
   page.partPuts = 0;
   // Part PUTs go to storage (or the local store); reports are PUTs to /api/v1/uploads/.
@@ -184,18 +256,18 @@ export async function openPage(b, server) {
 export async function startUpload(page, file, { concurrency = 4 } = {}) {
   await page.setInputFiles("#pick", file.path);
   await page.evaluate(
-    ({ name, concurrency }) => {
+    ({ name, concurrency, token }) => {
       window.tasks ??= {};
-      window.uploader ??= new window.shardrop.Uploader({ concurrency });
+      window.uploader ??= new window.shardrop.Uploader({ concurrency, token: token ?? undefined });
       const f = [...document.querySelector("#pick").files].find((x) => x.name === name);
       const task = window.uploader.upload(f);
       task.done.then(
         (r) => (task.result = r),
-        (e) => (task.error = { code: e.code, message: e.message }),
+        (e) => (task.error = { code: e.code, message: e.message, status: e.status }),
       );
       window.tasks[name] = task;
     },
-    { name: file.name, concurrency },
+    { name: file.name, concurrency, token: page.token },
   );
 }
 

@@ -1,19 +1,28 @@
-// The drag-and-drop page (www/) in headless Chromium against `shardrop serve`: real drops
-// (Chromium's own drag machinery through the DevTools protocol, files and folders), pause,
-// resume, cancel, reload, duplicates and a backend error, with screenshots saved to
-// tests/artifacts/ (and the README's screenshot to docs/screenshot.png).
+// The drag-and-drop page (www/) in headless Chromium against `shardrop serve`, driven as a
+// person does: an account created and signed into through the page's own form, then real
+// drops (Chromium's own drag machinery through the DevTools protocol, files and folders),
+// pause, resume, cancel, reload, duplicates, downloads, sign-out, a second account, and
+// errors from the backend, with screenshots saved to tests/artifacts/ (and the README's
+// screenshot to docs/screenshot.png). Each page is a fresh browser profile: it signs in.
 
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { MIB, ROOT, Server, browser, makeFile, sleep, tempDir } from "./harness.mjs";
+import { MIB, ROOT, Server, browser, makeFile, sha1Of, sleep, tempDir } from "./harness.mjs";
 
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
 const WEB = join(ROOT, "www", "dist");
+const DESKTOP = { width: 1100, height: 900 };
+const PHONE = { width: 390, height: 800 };
 
-async function openApp(chromium, server, viewport = { width: 1100, height: 900 }) {
+/** Credentials for an account a test creates through the page. */
+const person = (name) => ({ username: `${name}-${randomBytes(3).toString("hex")}`, password: randomBytes(12).toString("base64url") });
+
+/** Opens the page; with `user`, signs in through its form (the account must exist). */
+async function openApp(chromium, server, { user, viewport = DESKTOP } = {}) {
   const page = await chromium.newPage({ viewport });
   page.on("pageerror", (e) => console.error("page error:", e));
   page.partPuts = 0;
@@ -21,8 +30,40 @@ async function openApp(chromium, server, viewport = { width: 1100, height: 900 }
     if (r.method() === "PUT" && !r.url().includes("/api/v1/uploads/")) page.partPuts++;
   });
   await page.goto(`${server.origin}/`);
-  await page.waitForFunction(() => window.shardropPage);
+  await authSettled(page);
+  if (user) await signIn(page, user);
   return page;
+}
+
+/** Waits until the page knows whether it is signed in (a kept token is checked first). */
+async function authSettled(page) {
+  await page.waitForFunction(() => window.shardropPage && document.body.dataset.auth);
+}
+
+/** Fills the sign-in form and presses "Sign in" ("Create account" with `create`); waits for the answer. */
+async function submitForm(page, { username, password }, { create = false } = {}) {
+  await page.getByLabel("Username", { exact: true }).fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  const answered = page.waitForResponse((r) => r.url().endsWith("/api/v1/sessions") || (create && r.url().endsWith("/api/v1/users")));
+  await page.getByRole("button", { name: create ? "Create account" : "Sign in", exact: true }).click();
+  await answered;
+}
+
+async function signIn(page, user, options) {
+  await submitForm(page, user, options);
+  await page.waitForFunction(() => document.body.dataset.auth === "signed-in", null, { timeout: 10_000 });
+}
+
+/** The session token the page keeps (what a reload signs in with). */
+const tokenOf = (page) => page.evaluate(() => localStorage.getItem("shardrop.token"));
+
+/** Clicks a stored file's Download button; answers the SHA-1 of what the browser saved. */
+async function download(page, name) {
+  const [saved] = await Promise.all([
+    page.waitForEvent("download", { timeout: 120_000 }),
+    page.getByRole("button", { name: `Download ${name}`, exact: true }).click(),
+  ]);
+  return sha1Of(await saved.createReadStream());
 }
 
 /** Drops paths (files or folders) on the page the way a person's drag does. */
@@ -50,6 +91,8 @@ async function sent(page, name) {
 }
 
 describe("the page", () => {
+  // Made through the page's "Create account" by the second test; every later page signs in as it.
+  const user = person("ada");
   let server, chromium, dir, files;
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -78,20 +121,41 @@ describe("the page", () => {
     await server?.stop();
   });
 
-  test("empty page, on a desktop and a phone", async () => {
+  test("signed out, only the sign-in panel shows, on a desktop and a phone", async () => {
     const page = await openApp(chromium, server);
-    await page.screenshot({ path: join(ARTIFACTS, "page-empty.png") });
-    assert.equal(await page.textContent("#total"), "Nothing yet");
-    const phone = await openApp(chromium, server, { width: 390, height: 800 });
-    await phone.screenshot({ path: join(ARTIFACTS, "page-empty-phone.png") });
+    assert.equal(await page.evaluate(() => document.body.dataset.auth), "signed-out");
+    assert.ok(await page.getByRole("heading", { name: "Sign in", exact: true }).isVisible());
+    assert.equal(await page.isHidden("#workspace"), true, "no drop zone, queue or file list");
+    assert.equal(await page.isHidden("#account"), true);
+    await page.screenshot({ path: join(ARTIFACTS, "page-sign-in.png") });
+    const phone = await openApp(chromium, server, { viewport: PHONE });
+    await phone.screenshot({ path: join(ARTIFACTS, "page-sign-in-phone.png") });
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     assert.equal(overflow, false, "no sideways scrolling at phone width");
     await page.close();
     await phone.close();
   });
 
-  test("three dropped files all finish, and each download hashes to its source", async () => {
+  test("an account created on the page is signed in, with an empty workspace", async () => {
     const page = await openApp(chromium, server);
+    await signIn(page, user, { create: true });
+    assert.equal(await page.textContent("#who"), user.username);
+    assert.equal(await page.isHidden("#sign-in"), true);
+    assert.equal(await page.textContent("#total"), "Nothing yet");
+    assert.ok(await page.isVisible("#files-empty"));
+    assert.equal(await page.isHidden("#usage"), true, "no quota on this server: no usage shown");
+    assert.ok(await tokenOf(page), "the token is kept for reloads");
+    await page.screenshot({ path: join(ARTIFACTS, "page-empty.png") });
+    const phone = await openApp(chromium, server, { user, viewport: PHONE });
+    await phone.screenshot({ path: join(ARTIFACTS, "page-empty-phone.png") });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    assert.equal(overflow, false, "no sideways scrolling at phone width, signed in");
+    await page.close();
+    await phone.close();
+  });
+
+  test("three dropped files all finish, and each download hashes to its source", async () => {
+    const page = await openApp(chromium, server, { user });
     await drop(page, [files.big.path, files.doc.path, files.small.path]);
     await page.waitForFunction(() => window.shardropPage.rows.length === 3);
     // Mid-upload: the queue as a person sees it.
@@ -103,14 +167,9 @@ describe("the page", () => {
     await page.screenshot({ path: join(ARTIFACTS, "page-uploading.png") });
     for (const f of [files.big, files.doc, files.small]) await waitState(page, f.name, ["complete"]);
     await page.waitForFunction(() => document.querySelectorAll("#files tbody tr").length === 3);
-    const links = await page.$$eval("#files tbody tr", (trs) =>
-      trs.map((tr) => ({ name: tr.cells[0].textContent, href: tr.querySelector("a").href })),
-    );
+    // What the browser saves from each Download button (a signed URL the page asks for).
     for (const f of [files.big, files.doc, files.small]) {
-      const link = links.find((l) => l.name === f.name);
-      assert.ok(link, `${f.name} is listed`);
-      const id = decodeURIComponent(new URL(link.href).pathname.split("/")[4]);
-      assert.equal(await server.storedSha1(id), f.sha1, `${f.name} through its download link`);
+      assert.equal(await download(page, f.name), f.sha1, `${f.name} through its Download button`);
     }
     assert.match(await page.textContent("#total"), /^3 of 3 done/);
     await sleep(400);
@@ -120,22 +179,23 @@ describe("the page", () => {
   });
 
   test("a dropped folder uploads every file in it, with its path", async () => {
-    const page = await openApp(chromium, server);
+    const page = await openApp(chromium, server, { user });
     await drop(page, [files.folder]);
     const names = ["photos/cover.jpg", "photos/2026/beach.jpg", "photos/2026/summer/sunset.jpg"];
     for (const n of names) await waitState(page, n, ["complete"]);
     const listed = await page.$$eval("#files tbody tr", (trs) => trs.map((tr) => tr.cells[0].textContent));
     for (const n of names) assert.ok(listed.includes(n), `${n} is stored`);
     // Delete one from the list: gone from the page and from the backend.
-    const href = await page.getAttribute('a[aria-label="Download photos/cover.jpg"]', "href");
-    await page.getByRole("button", { name: "Delete photos/cover.jpg" }).click();
-    await page.waitForFunction(() => !document.querySelector('a[aria-label="Download photos/cover.jpg"]'));
-    assert.equal((await server.api(href.replace("/api/v1", "").replace("/content", ""))).status, 404);
+    const delCover = page.getByRole("button", { name: "Delete photos/cover.jpg", exact: true });
+    const id = await page.locator("#files tbody tr", { has: delCover }).getAttribute("data-file-id");
+    await delCover.click();
+    await page.waitForFunction(() => !document.querySelector('button[aria-label="Delete photos/cover.jpg"]'));
+    assert.equal((await server.api(`/files/${id}`, { token: await tokenOf(page) })).status, 404);
     await page.close();
   });
 
   test("pause all stops every upload; resume all finishes them", async () => {
-    const page = await openApp(chromium, server);
+    const page = await openApp(chromium, server, { user });
     const a = await makeFile(dir, "all-a.bin", 160 * MIB);
     const b = await makeFile(dir, "all-b.bin", 160 * MIB);
     await page.setInputFiles("#pick-files", [a.path, b.path]);
@@ -148,7 +208,7 @@ describe("the page", () => {
   });
 
   test("pause then resume finishes; cancel removes the upload from the backend", async () => {
-    const page = await openApp(chromium, server);
+    const page = await openApp(chromium, server, { user });
     await page.setInputFiles("#pick-files", [files.pause.path, files.cancel.path]);
     await waitState(page, "pause-me.bin", ["uploading"]);
     await rowOf(page, "pause-me.bin").getByRole("button", { name: "Pause pause-me.bin" }).click();
@@ -165,7 +225,7 @@ describe("the page", () => {
     const uploadId = await page.evaluate(() => window.shardropPage.rows.find((r) => r.name === "cancel-me.bin").task.upload_id);
     await rowOf(page, "cancel-me.bin").getByRole("button", { name: "Cancel cancel-me.bin" }).click();
     await waitState(page, "cancel-me.bin", ["cancelled"]);
-    assert.equal((await server.api(`/uploads/${uploadId}`)).status, 404, "the cancelled upload is gone");
+    assert.equal((await server.api(`/uploads/${uploadId}`, { token: await tokenOf(page) })).status, 404, "the cancelled upload is gone");
     await waitState(page, "pause-me.bin", ["complete"]);
     await sleep(400);
     assert.equal(await rowOf(page, "cancel-me.bin").locator(".state").textContent(), "Cancelled");
@@ -174,14 +234,15 @@ describe("the page", () => {
 
   test("reload mid-upload, give the file again: it finishes with fewer PUTs than parts", async () => {
     const parts = Math.ceil(files.reload.size / (8 * MIB));
-    let page = await openApp(chromium, server);
+    let page = await openApp(chromium, server, { user });
     await page.setInputFiles("#pick-files", files.reload.path);
     await page.waitForFunction(() => {
       const r = window.shardropPage.rows[0];
       return r.progress.sent > 0.4 * r.progress.total;
     }, null, { timeout: 120_000 });
     await page.reload();
-    await page.waitForFunction(() => window.shardropPage);
+    await authSettled(page);
+    assert.equal(await page.textContent("#who"), user.username, "still signed in after the reload");
     page.partPuts = 0;
     await page.setInputFiles("#pick-files", files.reload.path);
     await waitState(page, "reload-me.bin", ["complete"]);
@@ -190,10 +251,14 @@ describe("the page", () => {
   });
 
   test("a duplicate shows 'already stored' and sends no part", async () => {
-    const page = await openApp(chromium, server);
+    const page = await openApp(chromium, server, { user });
     // Instant upload needs content the server has verified.
     await page.waitForFunction(
-      async () => (await (await fetch("/api/v1/files")).json()).files.find((f) => f.name === "holiday-video.mp4")?.verified,
+      async () => {
+        const headers = { authorization: `Bearer ${localStorage.getItem("shardrop.token")}` };
+        const list = await (await fetch("/api/v1/files", { headers })).json();
+        return list.files.find((f) => f.name === "holiday-video.mp4")?.verified;
+      },
       null,
       { polling: 200, timeout: 60_000 },
     );
@@ -205,14 +270,67 @@ describe("the page", () => {
     assert.equal(page.partPuts, 0);
     await page.close();
   });
+
+  test("a reload stays signed in; signing out shows the sign-in panel and the files are gone", async () => {
+    const page = await openApp(chromium, server, { user });
+    await page.waitForFunction(() => document.querySelectorAll("#files tbody tr").length > 0);
+    const token = await tokenOf(page);
+    await page.reload();
+    await authSettled(page);
+    assert.equal(await page.evaluate(() => document.body.dataset.auth), "signed-in");
+    assert.equal(await page.textContent("#who"), user.username);
+    await page.waitForFunction(() => document.querySelectorAll("#files tbody tr").length > 0);
+
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
+    await page.waitForFunction(() => document.body.dataset.auth === "signed-out");
+    assert.ok(await page.getByRole("heading", { name: "Sign in", exact: true }).isVisible());
+    assert.equal(await page.isHidden("#workspace"), true);
+    assert.equal(await page.locator("#files tbody tr").count(), 0, "the file list is gone");
+    assert.equal(await tokenOf(page), null, "the token is forgotten");
+    assert.equal((await server.api("/files", { token })).status, 401, "and revoked on the server");
+    await page.reload();
+    await authSettled(page);
+    assert.equal(await page.evaluate(() => document.body.dataset.auth), "signed-out", "a reload stays signed out");
+    await page.close();
+  });
+
+  test("a second account, on a fresh page, sees an empty file list", async () => {
+    const page = await openApp(chromium, server);
+    const listed = page.waitForResponse((r) => r.url().includes("/api/v1/files?"));
+    await signIn(page, person("grace"), { create: true });
+    const list = await (await listed).json();
+    assert.deepEqual(list.files, [], "none of the first account's files");
+    assert.equal(await page.locator("#files tbody tr").count(), 0);
+    assert.ok(await page.isVisible("#files-empty"));
+    await page.close();
+  });
+
+  test("a wrong password, or a taken name, shows the server's words", async () => {
+    const page = await openApp(chromium, server);
+    const error = page.getByRole("alert");
+    await submitForm(page, { ...user, password: `${user.password}x` });
+    await page.waitForFunction(() => document.getElementById("auth-error").textContent);
+    assert.equal(await error.getAttribute("data-code"), "invalid-credentials");
+    assert.equal(await page.evaluate(() => document.body.dataset.auth), "signed-out");
+    assert.equal(await tokenOf(page), null);
+    await page.screenshot({ path: join(ARTIFACTS, "page-sign-in-error.png") });
+    await submitForm(page, user, { create: true });
+    await page.waitForFunction(() => document.getElementById("auth-error").dataset.code === "username-taken");
+    assert.ok((await error.textContent()).length > 0);
+    await page.close();
+  });
 });
 
-test("an error from the backend shows in words", async () => {
-  const server = await new Server({ web: WEB, env: { SHARDROP__UPLOADS__MAX_FILE_SIZE: String(1024 * 1024) } }).start();
+test("errors from the backend show in words: a file too large, a full quota", async () => {
+  // The quota holds the too-large file, so that only its size can refuse it.
+  const env = { SHARDROP__UPLOADS__MAX_FILE_SIZE: String(1024 * 1024), SHARDROP__AUTH__QUOTA_BYTES: "2500000" };
+  const server = await new Server({ web: WEB, env }).start();
   const chromium = await browser();
   try {
-    const file = await makeFile(tempDir(), "too-big.bin", 2 * MIB);
-    const page = await openApp(chromium, server);
+    const dir = tempDir();
+    const file = await makeFile(dir, "too-big.bin", 2 * MIB);
+    const page = await openApp(chromium, server, { user: await server.user() });
+    assert.equal(await page.textContent("#usage"), "0 B of 2.50 MB used");
     await page.setInputFiles("#pick-files", file.path);
     await waitState(page, "too-big.bin", ["failed"], 30_000);
     const error = rowOf(page, "too-big.bin").locator(".error");
@@ -220,6 +338,19 @@ test("an error from the backend shows in words", async () => {
     const text = await error.textContent();
     assert.equal(text, "This file (2.10 MB) is larger than the server accepts (at most 1.05 MB).");
     await page.screenshot({ path: join(ARTIFACTS, "page-error.png") });
+
+    // Two files of 1 MB fill 2 MB of the 2.5 MB quota; a third does not fit.
+    const fill = [await makeFile(dir, "fill-1.bin", 1_000_000), await makeFile(dir, "fill-2.bin", 1_000_000)];
+    await page.setInputFiles("#pick-files", fill.map((f) => f.path));
+    for (const f of fill) await waitState(page, f.name, ["complete"], 60_000);
+    await page.waitForFunction(() => document.getElementById("usage").textContent === "2.00 MB of 2.50 MB used");
+    const over = await makeFile(dir, "over-quota.bin", 1_000_000);
+    await page.setInputFiles("#pick-files", over.path);
+    await waitState(page, over.name, ["failed"], 30_000);
+    const overError = rowOf(page, over.name).locator(".error");
+    await page.waitForFunction(() => document.querySelectorAll(".row .error:not([hidden])").length === 2);
+    assert.equal(await overError.textContent(), "This file (1.00 MB) does not fit in what is left of your storage quota.");
+    assert.equal(await page.evaluate(() => window.shardropPage.rows.find((r) => r.name === "over-quota.bin").error.code), "quota-exceeded");
   } finally {
     await chromium.close();
     await server.stop();

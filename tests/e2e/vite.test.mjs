@@ -1,5 +1,7 @@
 // The package as a third-party app gets it: `npm pack` of web-wasm/pkg, installed into a
 // fresh Vite app, built with `vite build`, served, and used in Chromium to upload a file.
+// The app signs in itself (an account made through the API here) and gives the Uploader
+// the session token.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -38,9 +40,12 @@ after(async () => {
 
 test("a Vite app built with the packed tarball uploads a file", async () => {
   const file = await makeFile(tempDir(), "from-vite.bin", 20 * MIB + 3);
+  const user = await server.user();
   const page = await chromium.newPage();
   page.on("pageerror", (e) => console.error("page error:", e));
   await page.goto(`${server.origin}/`);
+  await page.fill("#username", user.username);
+  await page.fill("#password", user.password);
   await page.setInputFiles("#pick", file.path);
   await page.click("#go");
   await page.waitForFunction(() => document.getElementById("result").textContent !== "", null, { timeout: 120_000 });

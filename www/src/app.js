@@ -1,11 +1,17 @@
 // The drag-and-drop page. It holds no upload logic: every byte goes through the `shardrop`
 // package's Uploader (a wasm engine in a worker). This file turns drops and picks into
 // tasks and renders their state, throttled so that a multi-GiB file costs the page nothing.
+// Everything here belongs to the signed-in account (account.js): the uploader is made with
+// its session's token on sign-in and stopped on sign-out, with the queue and the file list.
 
 import { Uploader } from "shardrop";
 
-const API = "/api/v1";
-const uploader = new Uploader({ endpoint: API, concurrency: 4 });
+import { refreshUsage, sessionEnded, startAccount } from "./account.js";
+import { bytes, duration } from "./format.js";
+import { API, api, currentToken } from "./session.js";
+
+// Null while signed out: nothing can be queued then.
+let uploader = null;
 const $ = (id) => document.getElementById(id);
 
 const STATE_WORDS = {
@@ -19,6 +25,12 @@ const STATE_WORDS = {
   cancelled: "Cancelled",
 };
 
+const STATUS_WORDS = {
+  pending: "being checked",
+  verified: "verified",
+  corrupt: "corrupt: the stored bytes do not match this SHA-1; upload the file again",
+};
+
 const ERROR_WORDS = {
   "network-error": "The connection to the server was lost and did not come back.",
   "storage-refused": "The storage refused part of the file.",
@@ -29,31 +41,15 @@ const ERROR_WORDS = {
   "worker-error": "The upload engine could not start in this browser.",
 };
 
-// ---- formatting ------------------------------------------------------------------
+// ---- words ------------------------------------------------------------------------
 
-const UNITS = ["B", "KB", "MB", "GB", "TB"];
-function bytes(n) {
-  let i = 0;
-  while (n >= 1000 && i < UNITS.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)} ${UNITS[i]}`;
-}
-function duration(secs) {
-  if (secs == null || !Number.isFinite(secs)) return "";
-  secs = Math.round(secs);
-  if (secs < 60) return `${secs} s left`;
-  const m = Math.floor(secs / 60);
-  if (m < 60) return `${m} min ${secs % 60} s left`;
-  return `${Math.floor(m / 60)} h ${m % 60} min left`;
-}
 function errorWords(error, size) {
   if (error?.code === "file-too-large") {
     // The backend says "… this server accepts at most N": say it in sizes a person reads.
     const max = /at most (\d+)/.exec(error.message ?? "")?.[1];
     return `This file (${bytes(size)}) is larger than the server accepts${max ? ` (at most ${bytes(Number(max))})` : ""}.`;
   }
+  if (error?.code === "quota-exceeded") return `This file (${bytes(size)}) does not fit in what is left of your storage quota.`;
   return ERROR_WORDS[error?.code] ?? (error?.message || "Something went wrong.");
 }
 
@@ -67,6 +63,7 @@ function announce(text) {
 }
 
 function addToQueue(file, name = file.name) {
+  if (!uploader) return;
   const li = $("row").content.firstElementChild.cloneNode(true);
   const row = { file, name, li, task: null, progress: null, state: "hashing", error: null };
   li.querySelector(".name").textContent = name;
@@ -84,6 +81,7 @@ function addToQueue(file, name = file.name) {
 function start(row) {
   row.error = null;
   row.progress = { total: row.file.size, hashed: 0, sent: 0, bytes_per_sec: 0, eta_secs: null };
+  const mine = uploader;
   row.task = uploader.upload(row.file, {
     name: row.name,
     onProgress: (p) => {
@@ -94,10 +92,13 @@ function start(row) {
   });
   setState(row, "hashing");
   row.task.done.then(
-    () => loadFiles(),
+    () => refresh(),
     (e) => {
+      // The worker's calls carry the token too: a 401 there ends the session like the page's.
+      if (e.status === 401 && uploader === mine) return sessionEnded();
       if (e.code !== "cancelled") row.error = { code: e.code, message: e.message };
       dirty.add(row);
+      refreshUsage(); // an upload that stopped no longer holds its bytes of the quota
     },
   );
 }
@@ -178,7 +179,7 @@ async function walk(entry, prefix, out) {
 
 let depth = 0;
 document.addEventListener("dragenter", (e) => {
-  if (![...(e.dataTransfer?.types ?? [])].includes("Files")) return;
+  if (!uploader || ![...(e.dataTransfer?.types ?? [])].includes("Files")) return;
   depth++;
   document.body.classList.add("dragging");
 });
@@ -191,6 +192,7 @@ document.addEventListener("drop", async (e) => {
   e.preventDefault();
   depth = 0;
   document.body.classList.remove("dragging");
+  if (!uploader) return;
   // Entries must be taken while the event lasts; reading them may take longer.
   const entries = [...(e.dataTransfer?.items ?? [])].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
   if (!entries.length) {
@@ -204,53 +206,117 @@ document.addEventListener("drop", async (e) => {
 
 // ---- stored files -------------------------------------------------------------------
 
+function refresh() {
+  if (!currentToken()) return; // signed out meanwhile: nothing to show
+  loadFiles();
+  refreshUsage();
+}
+
 async function loadFiles() {
+  const mine = currentToken();
   let list;
   try {
-    list = await (await fetch(`${API}/files?limit=200`)).json();
+    list = await api("GET", "/files?limit=200");
   } catch {
     return;
   }
-  const body = $("files").querySelector("tbody");
-  body.replaceChildren(
-    ...list.files.map((f) => {
-      const tr = document.createElement("tr");
-      const cells = [
-        [f.name, "name"],
-        [bytes(f.size), "num"],
-        [f.sha1 ?? "", "sha"],
-        [new Date(f.created_at).toLocaleString(), "num"],
-      ];
-      for (const [text, cls] of cells) {
-        const td = document.createElement("td");
-        td.textContent = text;
-        td.className = cls;
-        tr.append(td);
-      }
-      const actions = document.createElement("td");
-      actions.className = "actions";
-      const a = document.createElement("a");
-      a.href = `${API}/files/${encodeURIComponent(f.file_id)}/content`;
-      a.textContent = "Download";
-      a.setAttribute("aria-label", `Download ${f.name}`);
-      const del = document.createElement("button");
-      del.type = "button";
-      del.className = "button small quiet";
-      del.textContent = "Delete";
-      del.setAttribute("aria-label", `Delete ${f.name}`);
-      del.addEventListener("click", async () => {
-        await fetch(`${API}/files/${encodeURIComponent(f.file_id)}`, { method: "DELETE" });
-        announce(`${f.name} deleted`);
-        loadFiles();
-      });
-      actions.append(a, del);
-      tr.append(actions);
-      return tr;
-    }),
-  );
-  $("files").hidden = !list.files.length;
-  $("files-empty").hidden = !!list.files.length;
+  // An answer for a session that has ended since (signed out, or another account) is not shown.
+  if (currentToken() !== mine) return;
+  showFiles(list.files);
 }
 
-loadFiles();
-window.shardropPage = { rows, uploader };
+function showFiles(files) {
+  $("files").querySelector("tbody").replaceChildren(...files.map(fileRow));
+  $("files").hidden = !files.length;
+  $("files-empty").hidden = !!files.length;
+}
+
+function fileRow(f) {
+  const tr = document.createElement("tr");
+  tr.dataset.fileId = f.file_id;
+  const cells = [
+    [f.name, "name"],
+    [bytes(f.size), "num"],
+    [f.sha1 ?? "", "sha"],
+    [new Date(f.created_at).toLocaleString(), "num"],
+  ];
+  for (const [text, cls] of cells) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    td.className = cls;
+    tr.append(td);
+  }
+  // The server hashes the stored bytes after each upload: say what it found.
+  const check = document.createElement("span");
+  check.className = `check check-${f.status}`;
+  check.textContent = STATUS_WORDS[f.status] ?? f.status;
+  tr.children[2].append(" ", check);
+  const actions = document.createElement("td");
+  actions.className = "actions";
+  actions.append(
+    actionButton("Download", "link", f, () => download(f)),
+    actionButton("Delete", "button small quiet", f, () => remove(f)),
+  );
+  tr.append(actions);
+  return tr;
+}
+
+function actionButton(text, className, f, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className;
+  b.textContent = text;
+  b.setAttribute("aria-label", `${text} ${f.name}`);
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// A plain link cannot carry the bearer token, so the page asks for a short-lived signed URL
+// and goes there; the storage answers it with `Content-Disposition: attachment`, so the
+// browser saves the file and the page stays.
+async function download(f) {
+  try {
+    const { url } = await api("GET", `/files/${encodeURIComponent(f.file_id)}/download-url`);
+    location.assign(url);
+  } catch (e) {
+    if (e.status !== 401) announce(`${f.name} could not be downloaded: ${e.message}`);
+  }
+}
+
+async function remove(f) {
+  try {
+    await api("DELETE", `/files/${encodeURIComponent(f.file_id)}`);
+    announce(`${f.name} deleted`);
+  } catch (e) {
+    if (e.status !== 401) announce(`${f.name} could not be deleted: ${e.message}`);
+  }
+  refresh();
+}
+
+// ---- the account ----------------------------------------------------------------------
+
+function signedIn() {
+  uploader?.terminate();
+  uploader = new Uploader({ endpoint: API, concurrency: 4, token: currentToken() });
+  loadFiles();
+}
+
+// Stops every upload (they resume when their files are given again after signing in) and
+// takes away what belonged to the account: its queue and its file list.
+function signedOut() {
+  uploader?.terminate();
+  uploader = null;
+  rows.length = 0;
+  dirty = new Set();
+  $("queue").replaceChildren();
+  renderTotal();
+  showFiles([]);
+}
+
+startAccount({ onSignIn: signedIn, onSignOut: signedOut });
+window.shardropPage = {
+  rows,
+  get uploader() {
+    return uploader;
+  },
+};
