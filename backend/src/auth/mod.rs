@@ -21,7 +21,7 @@ pub use error::AuthError;
 pub use extract::User;
 
 /// `POST /api/v1/users` and `POST /api/v1/sessions`
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// 3 to 64 of `a-z 0-9 . _ -`, starting with a letter or digit; upper case is folded.
@@ -30,6 +30,13 @@ pub struct Credentials {
     /// 8 to 1024 characters.
     #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+}
+
+/// Never shows the password, whatever logs a request.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
 }
 
 /// An account as its owner sees it.
@@ -45,11 +52,21 @@ pub struct UserView {
     pub used_bytes: u64,
 }
 
-/// A new session: send `token` as `Authorization: Bearer <token>`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// A new session: send `token` as `Authorization: Bearer <token>`. (No `Debug`: the token
+/// must not reach a log.)
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// Shown once; the server keeps only its hash.
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub user: UserView,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = super::Credentials { username: "ann".into(), password: "hunter22".into() };
+        assert!(!format!("{c:?}").contains("hunter22"));
+    }
 }

@@ -230,18 +230,12 @@ async fn link_instant(state: &AppState, u: &UploadRow, source: &FileRow) -> Resu
         return Ok(false);
     }
     let row = FileRow {
-        id: new_id("fi"),
-        upload_id: Some(u.id.clone()),
-        user_id: u.user_id.clone(),
-        name: u.name.clone(),
-        size: u.size,
-        content_type: u.content_type.clone(),
         sha1: source.sha1.clone(),
         storage_key: source.storage_key.clone(),
         status: files::repo::VERIFIED.into(),
-        created_at: now,
         verified_at: Some(now),
         probe: source.probe.clone(),
+        ..file_of(u, now)
     };
     let Some(file) = files::repo::insert_once(&state.db, &row, quota::limit(state)).await? else {
         // Its size was reserved at the start; only a race of this user's uploads gets here.
@@ -517,20 +511,8 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
         repo::transition(&state.db, &u.id, COMPLETING, UPLOADING, now_ms(), i64::MIN).await?;
         return composed.map(|m| Finish::Missing(m.unwrap_or_default()));
     }
-    let file = FileRow {
-        id: new_id("fi"),
-        upload_id: Some(u.id.clone()),
-        user_id: u.user_id.clone(),
-        name: u.name.clone(),
-        size: u.size,
-        content_type: u.content_type.clone(),
-        sha1: repo::get(&state.db, &u.id).await?.and_then(|r| r.sha1),
-        storage_key: u.storage_key.clone(),
-        status: files::repo::PENDING.into(),
-        created_at: now_ms(),
-        verified_at: None,
-        probe: None,
-    };
+    // The SHA-1 claimed by now (it may have come after `u` was read).
+    let file = FileRow { sha1: repo::get(&state.db, &u.id).await?.and_then(|r| r.sha1), ..file_of(u, now_ms()) };
     let Some(file) = files::repo::insert_once(&state.db, &file, quota::limit(state)).await? else {
         // Another upload of this user's finished first and took the room: the composed
         // object goes too, so nothing is left behind.
@@ -546,6 +528,25 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
     state.metrics.bytes_completed.inc_by(u64::try_from(u.size).unwrap_or(0));
     files::verify::queue(state, &file.id).await;
     Ok(Finish::Complete(Box::new(file)))
+}
+
+/// The file an upload becomes: its name, size, type and owner, its own object, not yet
+/// verified.
+fn file_of(u: &UploadRow, now: i64) -> FileRow {
+    FileRow {
+        id: new_id("fi"),
+        upload_id: Some(u.id.clone()),
+        user_id: u.user_id.clone(),
+        name: u.name.clone(),
+        size: u.size,
+        content_type: u.content_type.clone(),
+        sha1: u.sha1.clone(),
+        storage_key: u.storage_key.clone(),
+        status: files::repo::PENDING.into(),
+        created_at: now,
+        verified_at: None,
+        probe: None,
+    }
 }
 
 /// Aborts an upload (held in `completing` by this caller) that would take its owner past
