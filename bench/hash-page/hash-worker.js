@@ -40,14 +40,30 @@ const contenders = {
   },
 };
 
-self.onmessage = async ({ data: { file, rounds } }) => {
+// Diagnostics (`node bench/hash.mjs … --diag`): the engine's hasher fed the same slices in
+// smaller pieces, to see what the size of each copy into wasm memory costs. 1 MiB is what
+// the upload task feeds (web-wasm/src/web/task.rs, CHUNK); hash-wasm copies 16 KiB at a time.
+const fedIn = (piece) => async (blob) => {
+  const h = new Sha1Hasher();
+  await slices(blob, (b) => {
+    for (let i = 0; i < b.length; i += piece) h.update(b.subarray(i, i + piece));
+  });
+  return h.digest_hex();
+};
+const diagnostics = {
+  "engine-fed-1MiB": fedIn(1024 * 1024),
+  "engine-fed-64KiB": fedIn(64 * 1024),
+  "engine-fed-16KiB": fedIn(16 * 1024),
+};
+
+self.onmessage = async ({ data: { file, rounds, diag } }) => {
   try {
     await init();
     const times = {};
     const digests = {};
     // Interleave contenders round by round, so machine noise hits all alike.
     for (let r = 0; r < rounds; r++) {
-      for (const [name, fn] of Object.entries(contenders)) {
+      for (const [name, fn] of Object.entries(diag ? { ...contenders, ...diagnostics } : contenders)) {
         const t0 = performance.now();
         digests[name] = await fn(file);
         (times[name] ??= []).push(performance.now() - t0);

@@ -1,0 +1,126 @@
+// What every benchmark here shares: waiting for a quiet machine (this one is shared with
+// the test suite), the facts of the machine a figure was measured on, the exact command,
+// and medians with their spread. Figures are only comparable inside one run.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { join, relative } from "node:path";
+
+import { ROOT, sleep } from "../tests/e2e/harness.mjs";
+
+const SMOKE = process.env.BENCH_SMOKE === "1";
+
+/** Polls every 30 s until neither the test suite nor cargo runs; answers the seconds waited. */
+export async function waitQuiet(label = "") {
+  // A smoke run (BENCH_SMOKE=1, small sizes) only checks that a script works: it measures nothing.
+  if (SMOKE) return 0;
+  const busy = () =>
+    [["-f", "scripts/test.sh"], ["-x", "cargo"]].some(([flag, pat]) => {
+      try {
+        execFileSync("pgrep", [flag, pat], { stdio: "ignore" });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  const t0 = Date.now();
+  while (busy()) {
+    console.error(`# ${label} waiting: scripts/test.sh or cargo runs (${Math.round((Date.now() - t0) / 1000)} s)`);
+    await sleep(30_000);
+  }
+  return (Date.now() - t0) / 1000;
+}
+
+/** nproc, CPU, memory, load, versions: what a reader needs to weigh a figure. */
+export async function machine(chromium) {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  const git = (...args) => {
+    try {
+      return execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
+    } catch {
+      return null;
+    }
+  };
+  return {
+    nproc: Number(execFileSync("nproc", { encoding: "utf8" }).trim()),
+    cpu_model: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? cpus()[0]?.model,
+    mem_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    loadavg_1_5_15: loadavg().map((x) => Math.round(x * 100) / 100),
+    kernel: execFileSync("uname", ["-r"], { encoding: "utf8" }).trim(),
+    node: process.version,
+    chromium: chromium ? await chromium.version() : null,
+    // What else ran when the figure was taken (the machine is shared).
+    top_processes: execFileSync("ps", ["-eo", "pcpu,etime,args", "--sort=-pcpu"], { encoding: "utf8" })
+      .split("\n")
+      .slice(1, 7)
+      .map((l) => l.trim().slice(0, 140)),
+    git_commit: git("rev-parse", "HEAD"),
+    git_dirty: (git("status", "--porcelain") ?? "") !== "",
+  };
+}
+
+/** The command as typed from the repository root. */
+export function command() {
+  const script = relative(ROOT, process.argv[1]);
+  return ["node", script, ...process.argv.slice(2)].join(" ");
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Median, min, max and the range as a share of the median, of a list of numbers. */
+export function stats(xs) {
+  const med = median(xs);
+  const r = (x) => Math.round(x * 100) / 100;
+  return {
+    n: xs.length,
+    median: r(med),
+    min: r(Math.min(...xs)),
+    max: r(Math.max(...xs)),
+    spread_pct: r(((Math.max(...xs) - Math.min(...xs)) / med) * 100),
+    all: xs.map(r),
+  };
+}
+
+/** Writes bench/results/<name>.json and prints it. */
+export function writeResult(name, result) {
+  const dir = join(ROOT, "bench", "results");
+  mkdirSync(dir, { recursive: true });
+  const text = JSON.stringify(result, null, 2);
+  writeFileSync(join(dir, `${name}${SMOKE ? ".smoke" : ""}.json`), text + "\n");
+  console.log(text);
+}
+
+/**
+ * Counts the part PUTs a page (and its workers) sends: every PUT but the part reports
+ * (PUTs under /api/v1/uploads/), with the bytes of each body once it is sent.
+ */
+export function countPartPuts(page) {
+  const c = { requests: 0, answered: 0, failed: 0, bytes: 0, first_request_wall_ms: null, first: null };
+  // Not "any PUT outside /api/v1/": the embedded store takes parts at /api/v1/local/parts.
+  const isPart = (r) => r.method() === "PUT" && !new URL(r.url()).pathname.startsWith("/api/v1/uploads/");
+  page.on("request", (r) => {
+    if (!isPart(r)) return;
+    c.requests++;
+    if (c.first === null) {
+      c.first = r;
+      c.first_request_wall_ms = Date.now();
+    }
+  });
+  // Counted when the storage answers (the body has gone by then). Not on "requestfinished":
+  // the engine reads only the ETag, so Chromium reports each part PUT as aborted after its
+  // answer. A Blob body's size is not in the protocol's request (sizes() says 0): take the
+  // Content-Length the browser sent, else the embedded store's `size` in the signed URL.
+  page.on("response", async (res) => {
+    const r = res.request();
+    if (!isPart(r)) return;
+    c.answered++;
+    const sent = Number((await r.allHeaders())["content-length"]);
+    c.bytes += Number.isFinite(sent) && sent > 0 ? sent : Number(new URL(r.url()).searchParams.get("size"));
+  });
+  page.on("requestfailed", async (r) => isPart(r) && !(await r.response()) && c.failed++);
+  return c;
+}
