@@ -10,11 +10,9 @@
 // after `npm ci --prefix bench` and web-wasm/build.sh and the release build. Embedded
 // store by default; --garage uploads to the S3 server named by SHARDROP_TEST_S3_* (e.g.
 // `eval "$(infra/garage/dev.sh start --export)"`). Writes bench/results/dedup.json.
-import { cpSync } from "node:fs";
-import { join } from "node:path";
 
-import { MIB, ROOT, Server, browser, makeFile, openPage, sleep, tempDir } from "../tests/e2e/harness.mjs";
-import { command, countPartPuts, machine, stats, waitQuiet, writeResult } from "./lib.mjs";
+import { MIB, makeFile, openPage, sleep, tempDir } from "../tests/e2e/harness.mjs";
+import { command, countPartPuts, machine, stats, uploadBench, waitQuiet, writeResult } from "./lib.mjs";
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const mib = Number(args[0] ?? 1024);
@@ -23,11 +21,7 @@ const storage = process.argv.includes("--garage") ? "s3" : "local";
 // Tier the wasm up in each fresh worker before timing anything in it.
 const WARMUP = 32 * MIB;
 
-const waited = [await waitQuiet("dedup")];
-const server = new Server({ storage });
-cpSync(join(ROOT, "bench", "upload-page"), server.web, { recursive: true });
-await server.start();
-const chromium = await browser();
+const { waited, server, chromium } = await uploadBench("dedup", storage);
 try {
   const file = await makeFile(tempDir("shardrop-bench-"), "dedup-bench.bin", mib * MIB);
   const owner = await server.user();

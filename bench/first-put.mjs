@@ -11,11 +11,9 @@
 //   node bench/first-put.mjs [MiB=1024] [rounds=5] [--garage]
 //
 // Writes bench/results/first-put.json.
-import { cpSync } from "node:fs";
-import { join } from "node:path";
 
-import { MIB, ROOT, Server, browser, makeFile, openPage, sleep, tempDir } from "../tests/e2e/harness.mjs";
-import { command, countPartPuts, machine, stats, waitQuiet, writeResult } from "./lib.mjs";
+import { MIB, makeFile, openPage, sleep, tempDir } from "../tests/e2e/harness.mjs";
+import { command, countPartPuts, machine, stats, uploadBench, waitQuiet, writeResult } from "./lib.mjs";
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const mib = Number(args[0] ?? 1024);
@@ -23,11 +21,7 @@ const rounds = Number(args[1] ?? 5);
 const storage = process.argv.includes("--garage") ? "s3" : "local";
 const TARGET_MS = 300;
 
-const waited = [await waitQuiet("first-put")];
-const server = new Server({ storage });
-cpSync(join(ROOT, "bench", "upload-page"), server.web, { recursive: true });
-await server.start();
-const chromium = await browser();
+const { waited, server, chromium } = await uploadBench("first-put", storage);
 try {
   const file = await makeFile(tempDir("shardrop-bench-"), "first-put-bench.bin", mib * MIB);
   const { token } = await server.user();

@@ -2,11 +2,11 @@
 // the test suite), the facts of the machine a figure was measured on, the exact command,
 // and medians with their spread. Figures are only comparable inside one run.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join, relative } from "node:path";
 
-import { ROOT, sleep } from "../tests/e2e/harness.mjs";
+import { ROOT, Server, browser, sleep } from "../tests/e2e/harness.mjs";
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
 
@@ -123,4 +123,16 @@ export function countPartPuts(page) {
   });
   page.on("requestfailed", async (r) => isPart(r) && !(await r.response()) && c.failed++);
   return c;
+}
+
+/**
+ * Once the machine is quiet: a `shardrop serve` serving bench/upload-page (the package's
+ * worker plus a hash command), and Chromium. `waited` starts the list of seconds waited.
+ */
+export async function uploadBench(label, storage) {
+  const waited = [await waitQuiet(label)];
+  const server = new Server({ storage });
+  cpSync(join(ROOT, "bench", "upload-page"), server.web, { recursive: true });
+  await server.start();
+  return { waited, server, chromium: await browser() };
 }
