@@ -98,7 +98,7 @@ function start(row) {
       if (e.status === 401 && uploader === mine) return sessionEnded();
       if (e.code !== "cancelled") row.error = { code: e.code, message: e.message };
       dirty.add(row);
-      refreshUsage(); // an upload that stopped no longer holds its bytes of the quota
+      refreshUsage(); // a cancelled upload gives back the bytes it held of the quota
     },
   );
 }
