@@ -33,26 +33,39 @@ const COLUMNS: &str =
 /// Inserts the file of an upload unless the upload already has one, and answers the one
 /// row; `None` when the row would take its owner past `quota` (the quota counts files; the
 /// check and the insert run under a lock on the owner's row, so racing completions of one
-/// user take turns).
+/// user take turns). Without a quota it is one plain statement: completion is a hot path.
 pub async fn insert_once(db: &Db, f: &FileRow, quota: Option<i64>) -> Result<Option<FileRow>, sqlx::Error> {
-    if let Some(existing) = by_upload(db, f.upload_id.as_deref().unwrap_or_default()).await? {
-        return Ok(Some(existing));
-    }
-    let mut tx = db.begin().await?;
-    if let (Some(quota), Some(user)) = (quota, &f.user_id) {
-        // A write to the owner's row: PostgreSQL holds its lock until commit (SQLite has one
-        // writer at a time anyway).
-        sqlx::query("UPDATE users SET username = username WHERE id = $1").bind(user).execute(&mut *tx).await?;
-        let (stored,): (i64,) =
-            sqlx::query_as("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE user_id = $1")
-                .bind(user)
-                .fetch_one(&mut *tx)
-                .await?;
-        if stored.saturating_add(f.size) > quota {
-            tx.rollback().await?;
-            return Ok(None);
+    let upload = f.upload_id.as_deref().unwrap_or_default();
+    match (quota, &f.user_id) {
+        (Some(quota), Some(user)) => {
+            // A retried completion finds its row; it must not count against the quota twice.
+            if let Some(existing) = by_upload(db, upload).await? {
+                return Ok(Some(existing));
+            }
+            let mut tx = db.begin().await?;
+            // A write to the owner's row: PostgreSQL holds its lock until commit (SQLite has
+            // one writer at a time anyway).
+            sqlx::query("UPDATE users SET username = username WHERE id = $1").bind(user).execute(&mut *tx).await?;
+            let (stored,): (i64,) =
+                sqlx::query_as("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE user_id = $1")
+                    .bind(user)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if stored.saturating_add(f.size) > quota {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            insert_row(&mut *tx, f).await?;
+            tx.commit().await?;
         }
+        _ => insert_row(db, f).await?,
     }
+    by_upload(db, upload).await
+}
+
+/// `INSERT … ON CONFLICT (upload_id) DO NOTHING`: one file row per upload, however many
+/// replicas complete it at once.
+async fn insert_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, f: &FileRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (upload_id) DO NOTHING"
@@ -69,14 +82,9 @@ pub async fn insert_once(db: &Db, f: &FileRow, quota: Option<i64>) -> Result<Opt
     .bind(f.created_at)
     .bind(f.verified_at)
     .bind(&f.probe)
-    .execute(&mut *tx)
+    .execute(exec)
     .await?;
-    tx.commit().await?;
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM files WHERE upload_id = $1"))
-        .bind(&f.upload_id)
-        .fetch_one(db)
-        .await
-        .map(Some)
+    Ok(())
 }
 
 /// The file, if it exists and `user` owns it: another user's file is as absent as one that

@@ -133,7 +133,8 @@ pub struct DownloadUrl {
 pub async fn content_url(user: User, state: web::Data<AppState>, id: web::Path<String>) -> Res {
     let file = load(&state, &user, &id).await?;
     let ttl = state.settings.uploads.download_ttl_secs;
-    let expires_at = crate::db::to_time(crate::db::now_ms() + i64::try_from(ttl * 1000).unwrap_or(i64::MAX));
+    let expires_at =
+        crate::db::to_time(crate::db::now_ms() + i64::try_from(ttl.saturating_mul(1000)).unwrap_or(i64::MAX));
     let url = download_url(&state, &file).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(DownloadUrl { url, expires_at }))
 }
