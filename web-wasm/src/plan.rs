@@ -76,6 +76,12 @@ impl Plan {
         Some(start..end)
     }
 
+    /// Every part's number and byte range, in order.
+    pub fn parts(&self) -> impl Iterator<Item = (u32, Range<u64>)> {
+        let plan = *self;
+        (1..=plan.part_count).filter_map(move |n| Some((n, plan.part_range(n)?)))
+    }
+
     /// The length of part `number`, or `None` outside the plan.
     pub fn part_len(&self, number: u32) -> Option<u64> {
         self.part_range(number).map(|r| r.end - r.start)
@@ -93,8 +99,10 @@ mod tests {
         assert!(plan.part_size <= MAX_PART_SIZE);
         assert!(plan.part_size >= target);
         let mut covered = 0;
-        for n in 1..=plan.part_count {
-            let r = plan.part_range(n).unwrap();
+        let numbers: Vec<u32> = plan.parts().map(|(n, _)| n).collect();
+        assert_eq!(numbers, (1..=plan.part_count).collect::<Vec<_>>());
+        for (n, r) in plan.parts() {
+            assert_eq!(Some(r.clone()), plan.part_range(n));
             assert_eq!(r.start, covered, "{size}: part {n} leaves a gap");
             let len = r.end - r.start;
             if n < plan.part_count {

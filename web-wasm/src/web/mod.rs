@@ -92,6 +92,17 @@ fn post_event(post: &js_sys::Function, event: &Event) {
     }
 }
 
+/// The hex SHA-1 of a whole file (or any Blob), hashed exactly as an upload hashes it: in
+/// parts of the default part size, each read while the one before is hashed (exposed for
+/// benchmarks and tests).
+#[wasm_bindgen]
+pub async fn sha1_file(file: web_sys::Blob) -> Result<String, JsValue> {
+    let plan = crate::Plan::new(file.size() as u64, crate::plan::DEFAULT_PART_SIZE)
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let sha1 = task::whole_sha1(&file, &plan, None, |_| {}).await.map_err(|e| JsValue::from_str(&e.message))?;
+    Ok(sha1.as_str().to_owned())
+}
+
 /// Incremental SHA-1 in wasm, as the engine hashes whole files (exposed for benchmarks and tests).
 #[wasm_bindgen]
 pub struct Sha1Hasher(sha1::Sha1);

@@ -27,7 +27,7 @@ use web_sys::File;
 use super::api::{Api, FileInfo, PartDigests, Started};
 use super::control::Control;
 use super::error::EngineError;
-use super::io::{self, fetch, now_ms, online, sleep_ms, text, until_online};
+use super::io::{self, fetch, now_ms, online, sleep_ms, text, until_online, ReadAhead};
 use super::kv;
 use super::signer::Signer;
 use crate::probe::ProbeCollector;
@@ -312,17 +312,11 @@ impl Task {
 
     /// Hashes the whole file without sending (a probable duplicate).
     async fn hash_whole(&self, plan: &Plan) -> Result<Sha1Hex, EngineError> {
-        let mut hasher = Sha1::new();
-        let mut buf = vec![0u8; CHUNK as usize];
-        for n in 1..=plan.part_count {
-            self.ctl.gate().await?;
-            let r = plan.part_range(n).unwrap_or(0..0);
-            let bytes = io::read(&self.file, r.start, r.end).await?;
-            feed(Some(&mut hasher), None, &bytes, &mut buf);
-            self.progress.borrow_mut().hashed(r.end - r.start);
+        whole_sha1(&self.file, plan, Some(&self.ctl), |len| {
+            self.progress.borrow_mut().hashed(len);
             self.report_progress();
-        }
-        Ok(Sha1Hex::from_digest(&hasher.finalize().into()))
+        })
+        .await
     }
 
     /// Hashes and sends every part not in `done`; answers the whole-file SHA-1.
@@ -353,25 +347,27 @@ impl Task {
     ) -> Result<Sha1Hex, EngineError> {
         let mut whole = Sha1::new();
         let mut buf = vec![0u8; CHUNK as usize];
-        for number in 1..=plan.part_count {
+        // With the whole-file SHA-1 known, only the parts still to send are read.
+        let mut parts = ReadAhead::new(&self.file, plan.parts().filter(|(n, _)| known.is_none() || !done.contains(n)));
+        while let Some(next) = parts.next().await {
             self.ctl.gate().await?;
-            if self.ctl.is_finished() || (known.is_some() && done.contains(&number)) {
-                continue;
+            if self.ctl.is_finished() {
+                break;
             }
-            let r = plan.part_range(number).unwrap_or(0..0);
-            let bytes = io::read(&self.file, r.start, r.end).await?;
+            let io::Piece { number, range: r, bytes } = next?;
             // WebCrypto hashes the part off-thread while Rust hashes it for the whole file
             // (and for its MD5, where the storage checks that), from one copy of the bytes.
             let digest = if done.contains(&number) { None } else { Some(io::start_sha1(&bytes)?) };
             let mut md5 = (digest.is_some() && self.md5_parts.get()).then(Md5::new);
-            if known.is_none() || md5.is_some() {
-                feed(known.is_none().then_some(&mut whole), md5.as_mut(), &bytes, &mut buf);
+            let mut whole_fed = known.is_some();
+            if md5.is_some() {
+                // The MD5 is signed into the part's URL: it must be known before sending.
+                feed((!whole_fed).then_some(&mut whole), md5.as_mut(), &bytes, &mut buf).await;
+                whole_fed = true;
             }
-            if known.is_none() {
-                self.progress.borrow_mut().hashed(r.end - r.start);
-                self.report_progress();
-            }
-            drop(bytes);
+            // The part goes to a free sender before it is added to the whole-file hash, so
+            // its sign and PUT run while this thread hashes (it yields between chunks).
+            let mut waiting = None;
             if let Some(digest) = digest {
                 let sha1 = io::finish_sha1(digest).await?;
                 let len = r.end - r.start;
@@ -379,6 +375,22 @@ impl Task {
                 self.signer.know(number, PartDigests { sha1: sha1.as_str().to_owned(), size: len, md5 });
                 let body = self.file.slice_with_f64_and_f64(r.start as f64, r.end as f64).map_err(EngineError::read)?;
                 let part = Hashed { number, body, len, sha1: sha1.as_str().to_owned() };
+                match tx.try_send(part) {
+                    Ok(()) => {}
+                    Err(e) if e.is_full() => waiting = Some(e.into_inner()),
+                    Err(_) => return Err(EngineError::new("stopped", "the senders stopped")),
+                }
+            }
+            if !whole_fed {
+                feed(Some(&mut whole), None, &bytes, &mut buf).await;
+            }
+            if known.is_none() {
+                self.progress.borrow_mut().hashed(r.end - r.start);
+                self.report_progress();
+            }
+            drop(bytes);
+            // Every sender busy: wait for one (hashing stays a part or two ahead of sending).
+            if let Some(part) = waiting {
                 if tx.send(part).await.is_err() {
                     return Err(EngineError::new("stopped", "the senders stopped"));
                 }
@@ -537,10 +549,31 @@ impl Task {
     }
 }
 
-/// Feeds a JS buffer to a Rust hasher through a reused wasm-side buffer.
+/// The SHA-1 of a whole file, read a part of `plan` at a time with the next part read
+/// ahead; `hashed` hears each part's length once it is hashed. A pause waits at `ctl`'s gate.
+pub(super) async fn whole_sha1(
+    file: &web_sys::Blob,
+    plan: &Plan,
+    ctl: Option<&Control>,
+    mut hashed: impl FnMut(u64),
+) -> Result<Sha1Hex, EngineError> {
+    let mut hasher = Sha1::new();
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut parts = ReadAhead::new(file, plan.parts());
+    while let Some(next) = parts.next().await {
+        if let Some(ctl) = ctl {
+            ctl.gate().await?;
+        }
+        let piece = next?;
+        feed(Some(&mut hasher), None, &piece.bytes, &mut buf).await;
+        hashed(piece.range.end - piece.range.start);
+    }
+    Ok(Sha1Hex::from_digest(&hasher.finalize().into()))
+}
+
 /// Hashes `bytes` into the whole-file SHA-1 and/or a part's MD5, copying them into wasm
-/// memory once, `buf` at a time.
-pub(super) fn feed(mut sha1: Option<&mut Sha1>, mut md5: Option<&mut Md5>, bytes: &Uint8Array, buf: &mut [u8]) {
+/// memory once, `buf` at a time, and yielding to the event loop between chunks.
+pub(super) async fn feed(mut sha1: Option<&mut Sha1>, mut md5: Option<&mut Md5>, bytes: &Uint8Array, buf: &mut [u8]) {
     let len = bytes.length();
     let mut off = 0;
     while off < len {
@@ -554,5 +587,8 @@ pub(super) fn feed(mut sha1: Option<&mut Sha1>, mut md5: Option<&mut Md5>, bytes
             h.update(&*chunk);
         }
         off += n;
+        if off < len {
+            io::yield_now().await;
+        }
     }
 }

@@ -41,15 +41,48 @@ async fn whole_file_hash_through_the_reused_buffer() {
     let js = Uint8Array::from(&data[..]);
     let mut h = Sha1::new();
     let mut buf = vec![0u8; task::CHUNK as usize];
-    task::feed(Some(&mut h), None, &js, &mut buf);
+    task::feed(Some(&mut h), None, &js, &mut buf).await;
     assert_eq!(<[u8; 20]>::from(h.finalize()), sha1(&data));
     // One pass can feed the part's MD5 too (storage that checks Content-MD5).
     let (mut h, mut m) = (Sha1::new(), md5::Md5::new());
-    task::feed(Some(&mut h), Some(&mut m), &js, &mut buf);
+    task::feed(Some(&mut h), Some(&mut m), &js, &mut buf).await;
     assert_eq!(<[u8; 20]>::from(h.finalize()), sha1(&data));
     assert_eq!(<[u8; 16]>::from(m.finalize()), crate::hashing::md5(&data));
     let web = io::finish_sha1(io::start_sha1(&js).unwrap()).await.unwrap();
     assert_eq!(web, Sha1B64::from_digest(&sha1(&data)));
+}
+
+#[wasm_bindgen_test]
+async fn whole_file_hash_reads_parts_ahead_in_order() {
+    // Three parts of a 5 MiB plan (5, 5 and 1 MiB + 7 bytes), each read while the one before
+    // is hashed: the digest is the file's, and each part is counted once, in order.
+    let data = bytes(11 * 1024 * 1024 + 7);
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&Uint8Array::from(&data[..]))).unwrap();
+    let plan = crate::Plan::new(data.len() as u64, crate::plan::MIN_PART_SIZE).unwrap();
+    let mut seen = Vec::new();
+    let got = task::whole_sha1(&blob, &plan, None, |len| seen.push(len)).await.unwrap();
+    assert_eq!(got, Sha1Hex::from_digest(&sha1(&data)));
+    assert_eq!(seen, [5 << 20, 5 << 20, (1 << 20) + 7]);
+    assert_eq!(super::sha1_file(blob).await.unwrap(), got.as_str());
+}
+
+#[wasm_bindgen_test]
+async fn yielding_comes_back_in_order() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let run = |n: u32| {
+        let order = order.clone();
+        async move {
+            for _ in 0..3 {
+                io::yield_now().await;
+                order.borrow_mut().push(n);
+            }
+        }
+    };
+    futures_util::future::join(run(1), run(2)).await;
+    // Each yield lets the other task run: they take turns.
+    assert_eq!(*order.borrow(), [1, 2, 1, 2, 1, 2]);
 }
 
 #[wasm_bindgen_test]
