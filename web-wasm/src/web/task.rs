@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use futures_channel::mpsc;
+use futures_channel::{mpsc, oneshot};
 use futures_util::lock::Mutex;
 use futures_util::{SinkExt, StreamExt};
 use js_sys::Uint8Array;
@@ -105,6 +105,14 @@ struct Hashed {
     body: web_sys::Blob,
     len: u64,
     sha1: String,
+}
+
+/// What became of a part's PUT.
+enum Put {
+    /// The storage took it; its ETag header, if the browser could read it.
+    Stored { etag: Option<String> },
+    /// The upload finished (instant) before it went: nothing was sent.
+    Skipped,
 }
 
 pub struct Task {
@@ -330,7 +338,7 @@ impl Task {
         let (tx, rx) = mpsc::channel::<Hashed>(0);
         let rx = Mutex::new(rx);
         let hasher = self.hasher(plan, done, tx, whole);
-        let senders = futures_util::future::join_all((0..self.concurrency).map(|_| self.sender(&rx)));
+        let senders = futures_util::future::join_all((0..self.concurrency).map(|_| Self::sender(self.clone(), &rx)));
         let (whole, sent) = futures_util::future::join(hasher, senders).await;
         for r in sent {
             r?;
@@ -388,7 +396,8 @@ impl Task {
                 self.progress.borrow_mut().hashed(r.end - r.start);
                 self.report_progress();
             }
-            drop(bytes);
+            // WebCrypto copied the bytes when it started, and both Rust hashes have them.
+            io::release(bytes);
             // Every sender busy: wait for one (hashing stays a part or two ahead of sending).
             if let Some(part) = waiting {
                 if tx.send(part).await.is_err() {
@@ -413,32 +422,75 @@ impl Task {
         Ok(sha1)
     }
 
-    async fn sender(&self, rx: &Mutex<mpsc::Receiver<Hashed>>) -> Result<(), EngineError> {
-        loop {
-            let next = rx.lock().await.next().await;
-            let Some(part) = next else { return Ok(()) };
-            if self.ctl.is_finished() {
-                continue;
-            }
-            if let Err(e) = self.send(&part).await {
-                // The upload ended as instant under us: nothing failed.
-                if self.ctl.is_finished() || e.code == "upload-complete" {
+    /// Takes hashed parts and PUTs them, one at a time. A part's report runs while the next
+    /// part goes (a PUT never waits for the API), and must have succeeded before the report
+    /// after it starts; the sender's last report is awaited before it ends.
+    async fn sender(task: Rc<Self>, rx: &Mutex<mpsc::Receiver<Hashed>>) -> Result<(), EngineError> {
+        let mut reporting: Option<oneshot::Receiver<Result<(), EngineError>>> = None;
+        let result = async {
+            loop {
+                let next = rx.lock().await.next().await;
+                let Some(part) = next else { return Ok(()) };
+                if task.ctl.is_finished() {
                     continue;
                 }
-                rx.lock().await.close();
-                return Err(e);
+                let put = task.send(&part).await;
+                if let Some(report) = reporting.take() {
+                    task.reported(report).await?;
+                }
+                match put {
+                    Ok(Put::Stored { etag }) => reporting = Some(task.report_later(part, etag)),
+                    Ok(Put::Skipped) => {}
+                    Err(e) => task.ended_or(e)?,
+                }
             }
+        }
+        .await;
+        let last = match reporting {
+            Some(report) => task.reported(report).await,
+            None => Ok(()),
+        };
+        if result.is_err() || last.is_err() {
+            rx.lock().await.close();
+        }
+        result.and(last)
+    }
+
+    /// Reports a stored part on its own (spawned: it runs while this sender's next PUT goes).
+    fn report_later(self: &Rc<Self>, part: Hashed, etag: Option<String>) -> oneshot::Receiver<Result<(), EngineError>> {
+        let (tx, rx) = oneshot::channel();
+        let task = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = tx.send(task.stored(&part, etag).await);
+        });
+        rx
+    }
+
+    async fn reported(&self, report: oneshot::Receiver<Result<(), EngineError>>) -> Result<(), EngineError> {
+        match report.await {
+            Ok(Err(e)) => self.ended_or(e),
+            _ => Ok(()),
         }
     }
 
-    async fn send(&self, part: &Hashed) -> Result<(), EngineError> {
+    /// An error is no failure when the upload ended as instant under us.
+    fn ended_or(&self, e: EngineError) -> Result<(), EngineError> {
+        if self.ctl.is_finished() || e.code == "upload-complete" {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// PUTs one part, re-signing and retrying as needed.
+    async fn send(&self, part: &Hashed) -> Result<Put, EngineError> {
         let id = self.upload_id.borrow().clone();
         let n = part.number;
         let (mut failures, mut resigns) = (0u32, 0u32);
         loop {
             self.ctl.gate().await?;
             if self.ctl.is_finished() {
-                return Ok(());
+                return Ok(Put::Skipped);
             }
             let wait = self.hold_until.get() - now_ms();
             if wait > 0.0 {
@@ -461,7 +513,7 @@ impl Task {
                 fetch(&signed.method, &signed.url, &headers, Some(&JsValue::from(&part.body)), signal.as_ref()).await;
             self.ctl.untrack(n);
             let error = match result {
-                Ok(resp) if resp.ok() => return self.stored(part, resp.headers().get("etag").ok().flatten()).await,
+                Ok(resp) if resp.ok() => return Ok(Put::Stored { etag: resp.headers().get("etag").ok().flatten() }),
                 Ok(resp) => {
                     let status = resp.status();
                     let body = text(&resp).await.unwrap_or_default();
@@ -566,6 +618,7 @@ pub(super) async fn whole_sha1(
         }
         let piece = next?;
         feed(Some(&mut hasher), None, &piece.bytes, &mut buf).await;
+        io::release(piece.bytes);
         hashed(piece.range.end - piece.range.start);
     }
     Ok(Sha1Hex::from_digest(&hasher.finalize().into()))
