@@ -15,6 +15,9 @@ pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub latency: HistogramVec,
+    /// Time of each step of composing a file (`claim`, `check`, `compose`, `record`,
+    /// `queue`): where completion's latency goes, next to the storage's own Complete.
+    pub completion_steps: HistogramVec,
     pub uploads_started: IntCounter,
     pub uploads_completed: IntCounter,
     pub uploads_instant: IntCounter,
@@ -48,6 +51,12 @@ impl Metrics {
             &["route"],
         )?;
         registry.register(Box::new(latency.clone()))?;
+        let completion_steps = HistogramVec::new(
+            HistogramOpts::new("shardrop_completion_step_seconds", "Time of each step of composing a file")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            &["step"],
+        )?;
+        registry.register(Box::new(completion_steps.clone()))?;
         let uploads_aborted = IntCounterVec::new(
             Opts::new("shardrop_uploads_aborted_total", "Uploads aborted, by who asked"),
             &["reason"],
@@ -56,6 +65,7 @@ impl Metrics {
         Ok(Self {
             requests,
             latency,
+            completion_steps,
             uploads_aborted,
             uploads_started: counter("shardrop_uploads_started_total", "Uploads started")?,
             uploads_completed: counter("shardrop_uploads_completed_total", "Uploads completed into a file")?,
@@ -78,6 +88,13 @@ impl Metrics {
             bytes_completed: counter("shardrop_bytes_completed_total", "Bytes in completed uploads")?,
             registry,
         })
+    }
+
+    /// Records a completion step that began at `since`; answers now, where the next begins.
+    pub fn step(&self, step: &str, since: Instant) -> Instant {
+        let now = Instant::now();
+        self.completion_steps.with_label_values(&[step]).observe(now.duration_since(since).as_secs_f64());
+        now
     }
 
     pub fn render(&self) -> Result<String, prometheus::Error> {

@@ -33,10 +33,12 @@ const COLUMNS: &str =
 /// Inserts the file of an upload unless the upload already has one, and answers the one
 /// row; `None` when the row would take its owner past `quota` (the quota counts files; the
 /// check and the insert run under a lock on the owner's row, so racing completions of one
-/// user take turns). Without a quota it is one plain statement: completion is a hot path.
+/// user take turns). Without a quota it is one statement: completion is a hot path. A row
+/// without a SHA-1 takes the upload's claim as it is when the row is written (a claim may
+/// come while the object is being composed).
 pub async fn insert_once(db: &Db, f: &FileRow, quota: Option<i64>) -> Result<Option<FileRow>, sqlx::Error> {
     let upload = f.upload_id.as_deref().unwrap_or_default();
-    match (quota, &f.user_id) {
+    let inserted = match (quota, &f.user_id) {
         (Some(quota), Some(user)) => {
             // A retried completion finds its row; it must not count against the quota twice.
             if let Some(existing) = by_upload(db, upload).await? {
@@ -55,20 +57,29 @@ pub async fn insert_once(db: &Db, f: &FileRow, quota: Option<i64>) -> Result<Opt
                 tx.rollback().await?;
                 return Ok(None);
             }
-            insert_row(&mut *tx, f).await?;
+            let row = insert_row(&mut *tx, f).await?;
             tx.commit().await?;
+            row
         }
         _ => insert_row(db, f).await?,
+    };
+    // Nothing inserted: the upload's row was there already (a retried completion).
+    match inserted {
+        Some(row) => Ok(Some(row)),
+        None => by_upload(db, upload).await,
     }
-    by_upload(db, upload).await
 }
 
-/// `INSERT … ON CONFLICT (upload_id) DO NOTHING`: one file row per upload, however many
-/// replicas complete it at once.
-async fn insert_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, f: &FileRow) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (upload_id) DO NOTHING"
+/// `INSERT … ON CONFLICT (upload_id) DO NOTHING RETURNING …`: one file row per upload,
+/// however many replicas complete it at once; answers the row if this call wrote it.
+async fn insert_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    f: &FileRow,
+) -> Result<Option<FileRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, \
+         COALESCE($7, (SELECT sha1 FROM uploads WHERE id = $2)), $8, $9, $10, $11, $12) \
+         ON CONFLICT (upload_id) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(&f.id)
     .bind(&f.upload_id)
@@ -82,9 +93,8 @@ async fn insert_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, f:
     .bind(f.created_at)
     .bind(f.verified_at)
     .bind(&f.probe)
-    .execute(exec)
-    .await?;
-    Ok(())
+    .fetch_optional(exec)
+    .await
 }
 
 /// The file, if it exists and `user` owns it: another user's file is as absent as one that

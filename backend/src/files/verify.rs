@@ -61,10 +61,16 @@ pub async fn verify(db: &Db, store: &dyn Store, file: &FileRow) -> anyhow::Resul
 /// Puts a file on the verification queue. A failure is logged, not returned: the file is
 /// on record as pending, and the reaper queues it again.
 pub async fn queue(state: &AppState, file_id: &str) {
-    if let Err(e) = repo::mark_queued(&state.db, file_id, now_ms()).await {
+    // Both at once: each is a round trip, and either may fail without harm to the other.
+    let (marked, queued) = futures_util::future::join(
+        repo::mark_queued(&state.db, file_id, now_ms()),
+        state.tracker.queue_verify(file_id),
+    )
+    .await;
+    if let Err(e) = marked {
         tracing::warn!(file = %file_id, error = %e, "could not note the file as queued");
     }
-    if let Err(e) = state.tracker.queue_verify(file_id).await {
+    if let Err(e) = queued {
         tracing::warn!(file = %file_id, error = %e, "could not queue the file's verification; the reaper will");
     }
 }

@@ -3,7 +3,7 @@
 //! next request or the reaper cannot finish: storage first, then SQL, then the tracker
 //! (which can always be rebuilt from storage).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use sha1::{Digest, Sha1};
@@ -475,18 +475,19 @@ async fn drop_parts(state: &AppState, u: &UploadRow) -> Result<(), UploadError> 
 
 /// Composes the object if this caller wins the claim; exactly one caller does.
 pub async fn finish(state: &AppState, u: &UploadRow) -> Result<Finish, UploadError> {
+    let started = Instant::now();
     let holder = format!("{}:{}", state.replica, uuid::Uuid::new_v4().simple());
     if !state.tracker.claim_completion(&u.id, &holder, completion_lease(state)).await? {
         return Ok(Finish::Completing);
     }
-    let result = finish_claimed(state, u).await;
+    let result = finish_claimed(state, u, started).await;
     if !matches!(result, Ok(Finish::Complete(_))) {
         let _ = state.tracker.release_completion(&u.id, &holder).await;
     }
     result
 }
 
-async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, UploadError> {
+async fn finish_claimed(state: &AppState, u: &UploadRow, started: Instant) -> Result<Finish, UploadError> {
     let now = now_ms();
     // The tracker's claim keeps racing replicas apart; SQL decides for good (the tracker
     // may have been flushed between two claims).
@@ -498,6 +499,7 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
         }
         return Ok(Finish::Completing);
     }
+    let t = state.metrics.step("claim", started);
     if let Some(quota) = quota::limit(state) {
         // Before composing: the quota counts files, and other uploads of this user may have
         // become files since this one started.
@@ -506,13 +508,14 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
             return refuse_over_quota(state, u, stored, quota).await;
         }
     }
-    let composed = compose(state, u).await;
+    let composed = compose(state, u, t).await;
+    let t = Instant::now();
     if !matches!(composed, Ok(None)) {
         repo::transition(&state.db, &u.id, COMPLETING, UPLOADING, now_ms(), i64::MIN).await?;
         return composed.map(|m| Finish::Missing(m.unwrap_or_default()));
     }
-    // The SHA-1 claimed by now (it may have come after `u` was read).
-    let file = FileRow { sha1: repo::get(&state.db, &u.id).await?.and_then(|r| r.sha1), ..file_of(u, now_ms()) };
+    // Without a claim when `u` was read, the row takes the one made by now (SQL reads it).
+    let file = file_of(u, now_ms());
     let Some(file) = files::repo::insert_once(&state.db, &file, quota::limit(state)).await? else {
         // Another upload of this user's finished first and took the room: the composed
         // object goes too, so nothing is left behind.
@@ -521,12 +524,16 @@ async fn finish_claimed(state: &AppState, u: &UploadRow) -> Result<Finish, Uploa
         return refuse_over_quota(state, u, stored, quota::limit(state).unwrap_or(0)).await;
     };
     repo::finish(&state.db, &u.id, COMPLETE, &file.id, now_ms()).await?;
-    if let Err(e) = state.tracker.forget(&u.id).await {
-        tracing::warn!(upload = %u.id, error = %e, "tracker forget failed; its keys expire on their own");
-    }
+    let t = state.metrics.step("record", t);
     state.metrics.uploads_completed.inc();
     state.metrics.bytes_completed.inc_by(u64::try_from(u.size).unwrap_or(0));
-    files::verify::queue(state, &file.id).await;
+    // Independent calls, together: the tracker's keys go, the verification is queued.
+    let (forgot, ()) =
+        futures_util::future::join(state.tracker.forget(&u.id), files::verify::queue(state, &file.id)).await;
+    if let Err(e) = forgot {
+        tracing::warn!(upload = %u.id, error = %e, "tracker forget failed; its keys expire on their own");
+    }
+    state.metrics.step("queue", t);
     Ok(Finish::Complete(Box::new(file)))
 }
 
@@ -559,8 +566,9 @@ async fn refuse_over_quota(state: &AppState, u: &UploadRow, used: i64, quota: i6
 }
 
 /// Checks the parts against storage and composes the object. `Ok(None)` when composed,
-/// `Ok(Some(missing))` when parts are missing.
-async fn compose(state: &AppState, u: &UploadRow) -> Result<Option<Vec<u32>>, UploadError> {
+/// `Ok(Some(missing))` when parts are missing. Times the `check` and `compose` steps from
+/// `since`.
+async fn compose(state: &AppState, u: &UploadRow, since: Instant) -> Result<Option<Vec<u32>>, UploadError> {
     let plan = plan_of(u);
     let Some(sid) = &u.storage_upload_id else {
         // A single PUT: the object is there, with the planned size, or it is not.
@@ -570,12 +578,15 @@ async fn compose(state: &AppState, u: &UploadRow) -> Result<Option<Vec<u32>>, Up
         state.metrics.compositions.inc();
         return Ok(None);
     };
-    let stored = match state.store.list_parts(&u.storage_key, sid).await {
+    // The storage's list and the tracker's SHA-1s (for storage that lists none), together.
+    let (stored, tracked) =
+        futures_util::future::join(state.store.list_parts(&u.storage_key, sid), state.tracker.parts(&u.id)).await;
+    let stored = match stored {
         Ok(parts) => parts,
         Err(StorageError::NoSuchUpload) => return after_lost_upload(state, u).await,
         Err(e) => return Err(e.into()),
     };
-    let tracked = state.tracker.parts(&u.id).await.ok().flatten().unwrap_or_default();
+    let tracked = tracked.ok().flatten().unwrap_or_default();
     let mut parts = Vec::with_capacity(stored.len());
     let mut missing = Vec::new();
     let mut stored = stored.into_iter().peekable();
@@ -597,8 +608,10 @@ async fn compose(state: &AppState, u: &UploadRow) -> Result<Option<Vec<u32>>, Up
     if !missing.is_empty() {
         return Ok(Some(missing));
     }
+    let t = state.metrics.step("check", since);
     match state.store.complete(&u.storage_key, sid, &parts).await {
         Ok(()) => {
+            state.metrics.step("compose", t);
             state.metrics.compositions.inc();
             Ok(None)
         }

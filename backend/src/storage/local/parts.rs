@@ -17,13 +17,19 @@ use super::error::LocalError;
 use super::object::etag;
 use crate::storage::{StorageError, StoredPart};
 
+/// Bytes gathered before each write to disk. Each part in flight holds this twice (here and
+/// in tokio's own file buffer, which takes each write whole): at 1 MiB it was ~2.8 MiB of RSS
+/// per part PUT in flight (P5: +278 MiB at 100 at once); a quarter of that still writes in
+/// few enough blocking calls (32 per 8 MiB part).
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// Streams `body` into `out`, hashing and counting; stops as soon as it is too long.
 pub async fn receive<S, E>(out: &mut fs::File, mut body: S, expected: u64) -> Result<[u8; 20], LocalError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, out);
     let mut hasher = Sha1::new();
     let mut got = 0u64;
     while let Some(chunk) = body.next().await {
