@@ -10,7 +10,8 @@
 // (scripts/install-tools.sh garage; infra/garage/dev.sh start is run here), PostgreSQL at
 // postgres://postgres@127.0.0.1:5432 and Redis at 127.0.0.1:6379.
 // Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION_S (10), BENCH_WARMUP_S (3),
-// BENCH_CONNECTIONS (16), BENCH_UPLOADS (16), BENCH_NO_WAIT=1 (do not wait for the test suite).
+// BENCH_CONNECTIONS (16), BENCH_UPLOADS (16), BENCH_NO_WAIT=1 (do not wait for the test suite),
+// BENCH_P3_OUT (p3.json; e.g. `BENCH_CONNECTIONS=4 BENCH_P3_OUT=p3-c4.json` for a lighter load).
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -248,7 +249,7 @@ async function main() {
       rounds,
       discarded_rounds: discarded,
     };
-    L.writeJson("p3.json", result);
+    L.writeJson(process.env.BENCH_P3_OUT || "p3.json", result);
     // Leave nothing behind in storage: abort the uploads on both sides.
     for (const id of uploads) await L.call(shardrop.api, "DELETE", `/uploads/${id}`, { token });
     for (const u of cUploads) await fetch(`${companion.base}/s3/multipart/${encodeURIComponent(u.uploadId)}?key=${encodeURIComponent(u.key)}`, { method: "DELETE" });

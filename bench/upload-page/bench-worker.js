@@ -1,17 +1,21 @@
 // The engine's worker, plus one command for benchmarks: hash a File alone with the
-// engine's own incremental SHA-1, as bench/hash-page/hash-worker.js does for P1 (8 MiB
-// slices read with Blob.arrayBuffer(), each fed to Sha1Hasher). Uploads go to the engine
+// engine's own whole-file SHA-1 (`sha1_file`: the loop an upload runs, 8 MiB parts each
+// read while the one before is hashed), as bench/hash-page/hash-worker.js does for P1. Uploads go to the engine
 // exactly as pkg/worker.js forwards them (the same few lines: importing that file too would
 // start the wasm twice), so a reference and an upload run in one and the same worker.
-import init, { Engine, Sha1Hasher } from "./pkg/shardrop_engine.js";
+import init, { Engine, Sha1Hasher, sha1_file } from "./pkg/shardrop_engine.js";
 
 const SLICE = 8 * 1024 * 1024;
 const ready = init();
+// The wasm exports (their `memory` is the engine's linear memory), for bench/memory.mjs to
+// read over the DevTools protocol: its size never shrinks, so the last reading is the peak.
+ready.then((wasm) => (self.benchWasm = wasm));
 let engine;
 
 async function hashAlone(file, limit) {
   const end = Math.min(file.size, limit ?? file.size);
   const t0 = performance.now();
+  if (end === file.size) return { sha1: await sha1_file(file), bytes: end, worker_ms: performance.now() - t0 };
   const h = new Sha1Hasher();
   for (let off = 0; off < end; off += SLICE) {
     h.update(new Uint8Array(await file.slice(off, Math.min(off + SLICE, end)).arrayBuffer()));
