@@ -115,7 +115,7 @@ try {
     };
   };
   writeResult("dedup", {
-    what: "P6: a duplicate of a stored, verified file: part bytes sent and time from upload() to done, next to hashing the file alone (Sha1Hasher, 8 MiB slices) in the same worker",
+    what: "P6: a duplicate of a stored, verified file: part bytes sent and time from upload() to done, next to hashing the file alone with the engine's own whole-file loop (sha1_file: 8 MiB parts, the next read while one is hashed) in the same worker",
     target: "0 part bytes; <= 1.1x hashing time",
     command: command(),
     storage: storage === "s3" ? `S3 at ${process.env.SHARDROP_TEST_S3_ENDPOINT}` : "embedded local store",

@@ -22,7 +22,7 @@ use super::repo::{self, FileRow};
 use crate::app::AppState;
 use crate::db::{now_ms, Db};
 use crate::storage::{StorageError, Store};
-use crate::tracker::VerifyJob;
+use crate::tracker::{Tracker, VerifyJob};
 
 /// A job whose verifier has been silent this long lost it: another verifier takes it.
 pub const STALE: Duration = Duration::from_secs(30);
@@ -60,13 +60,10 @@ pub async fn verify(db: &Db, store: &dyn Store, file: &FileRow) -> anyhow::Resul
 
 /// Puts a file on the verification queue. A failure is logged, not returned: the file is
 /// on record as pending, and the reaper queues it again.
-pub async fn queue(state: &AppState, file_id: &str) {
+pub async fn queue(db: &Db, tracker: &dyn Tracker, file_id: &str) {
     // Both at once: each is a round trip, and either may fail without harm to the other.
-    let (marked, queued) = futures_util::future::join(
-        repo::mark_queued(&state.db, file_id, now_ms()),
-        state.tracker.queue_verify(file_id),
-    )
-    .await;
+    let (marked, queued) =
+        futures_util::future::join(repo::mark_queued(db, file_id, now_ms()), tracker.queue_verify(file_id)).await;
     if let Err(e) = marked {
         tracing::warn!(file = %file_id, error = %e, "could not note the file as queued");
     }

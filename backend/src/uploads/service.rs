@@ -524,16 +524,20 @@ async fn finish_claimed(state: &AppState, u: &UploadRow, started: Instant) -> Re
         return refuse_over_quota(state, u, stored, quota::limit(state).unwrap_or(0)).await;
     };
     repo::finish(&state.db, &u.id, COMPLETE, &file.id, now_ms()).await?;
-    let t = state.metrics.step("record", t);
+    state.metrics.step("record", t);
     state.metrics.uploads_completed.inc();
     state.metrics.bytes_completed.inc_by(u64::try_from(u.size).unwrap_or(0));
-    // Independent calls, together: the tracker's keys go, the verification is queued.
-    let (forgot, ()) =
-        futures_util::future::join(state.tracker.forget(&u.id), files::verify::queue(state, &file.id)).await;
-    if let Err(e) = forgot {
-        tracing::warn!(upload = %u.id, error = %e, "tracker forget failed; its keys expire on their own");
-    }
-    state.metrics.step("queue", t);
+    // While the answer goes: the tracker's keys go, the verification is queued. Neither is
+    // lost for good if this process dies first: the keys expire, and the reaper queues a
+    // pending file that was never queued.
+    let (db, tracker, upload, file_id) = (state.db.clone(), state.tracker.clone(), u.id.clone(), file.id.clone());
+    tokio::spawn(async move {
+        let (forgot, ()) =
+            futures_util::future::join(tracker.forget(&upload), files::verify::queue(&db, &*tracker, &file_id)).await;
+        if let Err(e) = forgot {
+            tracing::warn!(%upload, error = %e, "tracker forget failed; its keys expire on their own");
+        }
+    });
     Ok(Finish::Complete(Box::new(file)))
 }
 

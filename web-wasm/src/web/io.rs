@@ -69,19 +69,6 @@ async fn finish_read(reading: JsFuture) -> Result<Uint8Array, EngineError> {
     Ok(Uint8Array::new(&reading.await.map_err(EngineError::read)?))
 }
 
-/// Frees the memory behind `bytes` now instead of at the next garbage collection, by
-/// detaching its buffer (`ArrayBuffer.prototype.transfer(0)`; where that is missing, the
-/// collector frees it as before). Measured without this: a part's 8 MiB buffers piled up to
-/// ~300 MiB between collections over a 4 GiB upload. Only for buffers nothing reads later.
-pub fn release(bytes: Uint8Array) {
-    let buffer = bytes.buffer();
-    if let Ok(transfer) = js_sys::Reflect::get(&buffer, &JsValue::from_str("transfer")) {
-        if let Some(transfer) = transfer.dyn_ref::<Function>() {
-            let _ = transfer.call1(&buffer, &JsValue::from(0));
-        }
-    }
-}
-
 /// Starts WebCrypto's SHA-1 of `bytes` (it copies them and hashes off this thread).
 pub fn start_sha1(bytes: &Uint8Array) -> Result<Promise, EngineError> {
     let subtle = global().crypto().map_err(EngineError::read)?.subtle();

@@ -396,8 +396,7 @@ impl Task {
                 self.progress.borrow_mut().hashed(r.end - r.start);
                 self.report_progress();
             }
-            // WebCrypto copied the bytes when it started, and both Rust hashes have them.
-            io::release(bytes);
+            drop(bytes);
             // Every sender busy: wait for one (hashing stays a part or two ahead of sending).
             if let Some(part) = waiting {
                 if tx.send(part).await.is_err() {
@@ -618,7 +617,6 @@ pub(super) async fn whole_sha1(
         }
         let piece = next?;
         feed(Some(&mut hasher), None, &piece.bytes, &mut buf).await;
-        io::release(piece.bytes);
         hashed(piece.range.end - piece.range.start);
     }
     Ok(Sha1Hex::from_digest(&hasher.finalize().into()))

@@ -86,15 +86,6 @@ async fn yielding_comes_back_in_order() {
 }
 
 #[wasm_bindgen_test]
-fn a_released_buffer_is_freed_at_once() {
-    let bytes = Uint8Array::new_with_length(1 << 20);
-    let buffer = bytes.buffer();
-    io::release(bytes);
-    // Detached: its memory is gone, not waiting for the collector.
-    assert_eq!(buffer.byte_length(), 0);
-}
-
-#[wasm_bindgen_test]
 async fn reads_slices_of_a_blob() {
     let data = bytes(100_000);
     let parts = js_sys::Array::of1(&Uint8Array::from(&data[..]));
