@@ -15,8 +15,8 @@ pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub latency: HistogramVec,
-    /// Time of each step of composing a file (`claim`, `check`, `compose`, `record`,
-    /// `queue`): where completion's latency goes, next to the storage's own Complete.
+    /// Time of each step of composing a file (`claim`, `check`, `compose`, `record`): where
+    /// completion's latency goes, next to the storage's own Complete.
     pub completion_steps: HistogramVec,
     pub uploads_started: IntCounter,
     pub uploads_completed: IntCounter,
