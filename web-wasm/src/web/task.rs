@@ -396,7 +396,8 @@ impl Task {
                 self.progress.borrow_mut().hashed(r.end - r.start);
                 self.report_progress();
             }
-            drop(bytes);
+            // WebCrypto copied the bytes when it started, and both Rust hashes have them.
+            parts.recycle(bytes);
             // Every sender busy: wait for one (hashing stays a part or two ahead of sending).
             if let Some(part) = waiting {
                 if tx.send(part).await.is_err() {
@@ -618,6 +619,7 @@ pub(super) async fn whole_sha1(
         let piece = next?;
         feed(Some(&mut hasher), None, &piece.bytes, &mut buf).await;
         hashed(piece.range.end - piece.range.start);
+        parts.recycle(piece.bytes);
     }
     Ok(Sha1Hex::from_digest(&hasher.finalize().into()))
 }

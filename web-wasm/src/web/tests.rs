@@ -86,6 +86,22 @@ async fn yielding_comes_back_in_order() {
 }
 
 #[wasm_bindgen_test]
+async fn read_ahead_gives_each_range_in_order_through_reused_buffers() {
+    let data = bytes(300_017);
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&Uint8Array::from(&data[..]))).unwrap();
+    // The third range is longer than the buffers given back; the last is empty.
+    let ranges = [(1, 0..100_000), (2, 100_000..200_000), (3, 200_000..300_017), (4, 300_017..300_017)];
+    let mut reader = io::ReadAhead::new(&blob, ranges.iter().cloned());
+    for (n, range) in ranges {
+        let piece = reader.next().await.unwrap().unwrap();
+        assert_eq!((piece.number, piece.range.clone()), (n, range.clone()));
+        assert_eq!(piece.bytes.to_vec(), &data[range.start as usize..range.end as usize]);
+        reader.recycle(piece.bytes);
+    }
+    assert!(reader.next().await.is_none());
+}
+
+#[wasm_bindgen_test]
 async fn reads_slices_of_a_blob() {
     let data = bytes(100_000);
     let parts = js_sys::Array::of1(&Uint8Array::from(&data[..]));
