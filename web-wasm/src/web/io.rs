@@ -161,8 +161,10 @@ async fn read_range(blob: &Blob, range: Range<u64>, spare: Option<ArrayBuffer>) 
     while filled < len {
         // Each read moves the buffer to a new ArrayBuffer object (no copy): go on with that one.
         let view = Uint8Array::new_with_byte_offset_and_length(&buffer, filled, len - filled);
-        let result: ReadableStreamReadResult =
-            JsFuture::from(reader.read_with_array_buffer_view(&view)).await.map_err(EngineError::read)?.unchecked_into();
+        let result: ReadableStreamReadResult = JsFuture::from(reader.read_with_array_buffer_view(&view))
+            .await
+            .map_err(EngineError::read)?
+            .unchecked_into();
         let value: Uint8Array = result.get_value().unchecked_into();
         if result.get_done() == Some(true) || value.is_undefined() {
             break;
