@@ -7,12 +7,13 @@
 //
 //   node bench/dedup.mjs [MiB=1024] [rounds=3] [--garage]
 //
-// after `npm ci --prefix bench` and web-wasm/build.sh and the release build. Embedded
+// after web-wasm/build.sh and the release build (npm packages: bench/deps.mjs). Embedded
 // store by default; --garage uploads to the S3 server named by SHARDROP_TEST_S3_* (e.g.
 // `eval "$(infra/garage/dev.sh start --export)"`). Writes bench/results/dedup.json.
 
-import { MIB, makeFile, openPage, sleep, tempDir } from "../tests/e2e/harness.mjs";
-import { command, countPartPuts, machine, stats, uploadBench, waitQuiet, writeResult } from "./lib.mjs";
+import "./deps.mjs";
+const { MIB, makeFile, openPage, sleep, tempDir } = await import("../tests/e2e/harness.mjs");
+const { command, countPartPuts, machine, stats, uploadBench, waitQuiet, writeResult } = await import("./lib.mjs");
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const mib = Number(args[0] ?? 1024);

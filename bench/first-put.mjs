@@ -12,8 +12,9 @@
 //
 // Writes bench/results/first-put.json.
 
-import { MIB, makeFile, openPage, sleep, tempDir } from "../tests/e2e/harness.mjs";
-import { command, countPartPuts, machine, stats, uploadBench, waitQuiet, writeResult } from "./lib.mjs";
+import "./deps.mjs";
+const { MIB, makeFile, openPage, sleep, tempDir } = await import("../tests/e2e/harness.mjs");
+const { command, countPartPuts, machine, stats, uploadBench, waitQuiet, writeResult } = await import("./lib.mjs");
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const mib = Number(args[0] ?? 1024);

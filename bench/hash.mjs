@@ -1,11 +1,12 @@
 // P1: incremental whole-file SHA-1 in a Chromium worker, the engine next to hash-wasm in
-// the same run. `node bench/hash.mjs [MiB] [rounds]` after `npm ci` in bench/ and
+// the same run. `node bench/hash.mjs [MiB] [rounds]` after
 // web-wasm/build.sh. Writes bench/results/hash.json.
+import "./deps.mjs";
 import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { MIB, ROOT, Server, browser, makeFile, openPage, tempDir } from "../tests/e2e/harness.mjs";
-import { command, machine, waitQuiet } from "./lib.mjs";
+const { MIB, ROOT, Server, browser, makeFile, openPage, tempDir } = await import("../tests/e2e/harness.mjs");
+const { command, machine, waitQuiet } = await import("./lib.mjs");
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const mib = Number(args[0] ?? 512);

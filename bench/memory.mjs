@@ -23,8 +23,8 @@
 //
 //   node bench/memory.mjs [GiB=4] [--garage] [--browser-only | --backend-only]
 //
-// Needs the release build, web-wasm/build.sh, /usr/bin/chromium, `npm ci --prefix bench`
-// (and tests/e2e's), and for the backend's production shape PostgreSQL (127.0.0.1:5432,
+// Needs the release build, web-wasm/build.sh, /usr/bin/chromium (npm packages: bench/deps.mjs
+// installs them), and for the backend's production shape PostgreSQL (127.0.0.1:5432,
 // db `test`), Redis (127.0.0.1:6379) and Garage (infra/garage/dev.sh start is run here).
 // Knobs (environment): BENCH_P5_UPLOADS (100), BENCH_P5_FILE_MIB (40), BENCH_P5_PART_MIB
 // (8), BENCH_P5_PARTS_IN_FLIGHT (1, per upload), BENCH_P5_SAMPLE_MS (250, browser),
@@ -33,6 +33,7 @@
 // waited for; it checks that the script works and measures nothing.
 // Writes bench/results/memory.json.
 
+import "./deps.mjs";
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -41,8 +42,8 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 
-import { MIB, Server, makeFile, openPage, sleep, tempDir } from "../tests/e2e/harness.mjs";
-import { command, machine, stats, uploadBench, waitQuiet, writeResult } from "./lib.mjs";
+const { MIB, Server, makeFile, openPage, sleep, tempDir } = await import("../tests/e2e/harness.mjs");
+const { command, machine, stats, uploadBench, waitQuiet, writeResult } = await import("./lib.mjs");
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));

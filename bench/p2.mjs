@@ -40,16 +40,17 @@
 //   node bench/p2.mjs [MiB=1024] [rounds=3]        (BENCH_SMOKE=1: 64 MiB, 1 round)
 //
 // Needs target/release/shardrop, web-wasm/pkg, Garage (~/.cache/shardrop/tools/bin/garage;
-// infra/garage/dev.sh start is run here), /usr/bin/chromium, `npm ci --prefix bench`.
+// infra/garage/dev.sh start is run here), /usr/bin/chromium (npm packages: bench/deps.mjs installs them).
 // Writes bench/results/p2.json.
 
+import "./deps.mjs";
 import { execFileSync, fork } from "node:child_process";
 import { cpSync, createReadStream, existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import http from "node:http";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 
-import {
+const {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -60,13 +61,13 @@ import {
   ListPartsCommand,
   S3Client,
   UploadPartCommand,
-} from "@aws-sdk/client-s3";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import * as esbuild from "esbuild";
+} = await import("@aws-sdk/client-s3");
+const { getSignedUrl } = await import("@aws-sdk/s3-request-presigner");
+const esbuild = await import("esbuild");
 
-import { MIB, ROOT, Server, browser, makeFile, openPage, sleep, tempDir } from "../tests/e2e/harness.mjs";
-import { startGarage } from "./control/lib.mjs";
-import { command, machine, stats, waitQuiet, writeResult } from "./lib.mjs";
+const { MIB, ROOT, Server, browser, makeFile, openPage, sleep, tempDir } = await import("../tests/e2e/harness.mjs");
+const { startGarage } = await import("./control/lib.mjs");
+const { command, machine, stats, waitQuiet, writeResult } = await import("./lib.mjs");
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
