@@ -410,6 +410,19 @@ async function askPartSize(server) {
   return { part_size: u.part_size, part_count: u.part_count };
 }
 
+/**
+ * One contender's timed window, the same for all three: once Garage and the backend are
+ * idle, the CPU reading and the proxy's counters start, `upload` runs, and both are read.
+ */
+async function timed(pids, upload) {
+  await waitIdle([pids.garage, pids.backend]);
+  const before = cpuReading(pids);
+  await proxyStats(true);
+  const r = await upload();
+  const cpu = cpuSince(before, cpuReading(pids));
+  return { r, cpu, link: await proxyStats() };
+}
+
 async function engineRun(ctx, pids) {
   const { server, token } = ctx;
   const page = await openPage(chromium, server, { token });
@@ -420,12 +433,7 @@ async function engineRun(ctx, pids) {
   await page.evaluate((token) => window.makeEngine({ token }), token);
   const wasmSeen = (await wasm) !== null;
   await sleep(1000);
-  await waitIdle([pids.garage, pids.backend]);
-  const before = cpuReading(pids);
-  await proxyStats(true);
-  const r = await page.evaluate(() => window.engineUpload());
-  const after = cpuReading(pids);
-  const link = await proxyStats();
+  const { r, cpu, link } = await timed(pids, () => page.evaluate(() => window.engineUpload()));
   await page.close();
   if (r.error) throw new Error(`engine upload failed: ${JSON.stringify(r)}`);
   if (r.state !== "complete") throw new Error(`engine upload ended ${r.state}, not complete (instant would mean the server knew the file)`);
@@ -460,7 +468,7 @@ async function engineRun(ctx, pids) {
   const del = await server.api(`/files/${r.result.file_id}`, { method: "DELETE" });
   if (del.status !== 204) throw new Error(`DELETE /files: ${del.status}`);
   await purge(server.prefix);
-  return { ms: r.ms, cpu: cpuSince(before, after), link, checks, states: r.states };
+  return { ms: r.ms, cpu, link, checks, states: r.states };
 }
 
 async function uppyRun(ctx, pids, setting, key) {
@@ -472,12 +480,7 @@ async function uppyRun(ctx, pids, setting, key) {
   await page.setInputFiles("#pick", file.path);
   const versions = await page.evaluate((o) => window.makeUppy(o), { signer: SIGNER, partSize, limit: CONCURRENCY, key });
   await sleep(1000);
-  await waitIdle([pids.garage, pids.backend]);
-  const before = cpuReading(pids);
-  await proxyStats(true);
-  const r = await page.evaluate(() => window.uppyUpload());
-  const after = cpuReading(pids);
-  const link = await proxyStats();
+  const { r, cpu, link } = await timed(pids, () => page.evaluate(() => window.uppyUpload()));
   await page.close();
   if (r.error || r.successful !== 1 || r.failed.length) throw new Error(`uppy upload failed: ${JSON.stringify(r)}`);
   const size = await headSize(key);
@@ -492,21 +495,16 @@ async function uppyRun(ctx, pids, setting, key) {
   };
   if (!checks.stored_size_ok) throw new Error(`uppy: stored size ${size} != ${file.size}`);
   await direct.send(new DeleteObjectCommand({ Bucket, Key: key }));
-  return { ms: r.ms, cpu: cpuSince(before, after), link, checks };
+  return { ms: r.ms, cpu, link, checks };
 }
 
 async function nativeRun(pids, setting, key) {
-  await waitIdle([pids.garage, pids.backend]);
-  const before = cpuReading(pids);
-  await proxyStats(true);
-  const r = await nativeUpload(S3[setting], file, key, partSize, CONCURRENCY);
-  const after = cpuReading(pids);
-  const link = await proxyStats();
+  const { r, cpu, link } = await timed(pids, () => nativeUpload(S3[setting], file, key, partSize, CONCURRENCY));
   const size = await headSize(key);
   const checks = { stored_size_ok: size === file.size, part_puts: r.parts, max_part_puts_in_flight: r.max_parts_in_flight };
   if (!checks.stored_size_ok) throw new Error(`native: stored size ${size} != ${file.size}`);
   await direct.send(new DeleteObjectCommand({ Bucket, Key: key }));
-  return { ms: r.ms, cpu: cpuSince(before, after), link, checks };
+  return { ms: r.ms, cpu, link, checks };
 }
 
 const KEYS = `p2-bench/${process.pid}/`;

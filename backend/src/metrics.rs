@@ -11,6 +11,9 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
+/// Seconds: the histogram buckets of request latency and of completion steps alike.
+const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
@@ -47,13 +50,13 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         let latency = HistogramVec::new(
             HistogramOpts::new("shardrop_http_request_duration_seconds", "HTTP request latency by route")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+                .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
         )?;
         registry.register(Box::new(latency.clone()))?;
         let completion_steps = HistogramVec::new(
             HistogramOpts::new("shardrop_completion_step_seconds", "Time of each step of composing a file")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+                .buckets(LATENCY_BUCKETS.to_vec()),
             &["step"],
         )?;
         registry.register(Box::new(completion_steps.clone()))?;

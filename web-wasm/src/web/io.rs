@@ -58,12 +58,8 @@ pub async fn text(response: &Response) -> Result<String, JsValue> {
 
 /// Reads `[start, end)` of a file into a fresh buffer (outside wasm memory).
 pub async fn read(blob: &Blob, start: u64, end: u64) -> Result<Uint8Array, EngineError> {
-    finish_read(start_read(blob, start, end)?).await
-}
-
-fn start_read(blob: &Blob, start: u64, end: u64) -> Result<JsFuture, EngineError> {
     let slice = blob.slice_with_f64_and_f64(start as f64, end as f64).map_err(EngineError::read)?;
-    Ok(JsFuture::from(slice.array_buffer()))
+    finish_read(JsFuture::from(slice.array_buffer())).await
 }
 
 async fn finish_read(reading: JsFuture) -> Result<Uint8Array, EngineError> {
