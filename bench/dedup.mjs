@@ -22,7 +22,7 @@ const storage = process.argv.includes("--garage") ? "s3" : "local";
 // Tier the wasm up in each fresh worker before timing anything in it.
 const WARMUP = 32 * MIB;
 
-const { waited, server, chromium } = await uploadBench("dedup", storage);
+const { waited, server, chromium } = await uploadBench("dedup", storage, { SHARDROP__DEDUP__SCOPE: "all" }); // the other-user rows need it
 try {
   const file = await makeFile(tempDir("shardrop-bench-"), "dedup-bench.bin", mib * MIB);
   const owner = await server.user();

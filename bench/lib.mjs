@@ -129,9 +129,9 @@ export function countPartPuts(page) {
  * Once the machine is quiet: a `shardrop serve` serving bench/upload-page (the package's
  * worker plus a hash command), and Chromium. `waited` starts the list of seconds waited.
  */
-export async function uploadBench(label, storage) {
+export async function uploadBench(label, storage, env = {}) {
   const waited = [await waitQuiet(label)];
-  const server = new Server({ storage });
+  const server = new Server({ storage, env });
   cpSync(join(ROOT, "bench", "upload-page"), server.web, { recursive: true });
   await server.start();
   return { waited, server, chromium: await browser() };

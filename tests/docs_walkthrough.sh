@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the curl walk-through of docs/api.md verbatim against a fresh `shardrop serve` on
-# the embedded defaults at 127.0.0.1:8080 (the address the walk-through names), and fails
+# the embedded defaults at 127.0.0.1:8080 (the address the walk-through names), with
+# cross-user instant upload on as the walk-through asks (dedup.scope = all), and fails
 # if any step fails or the stored file does not hash to the source's SHA-1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,8 @@ cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -
 trap cleanup EXIT
 
 cargo build --release --locked --bin shardrop -q
-SHARDROP_LISTEN=127.0.0.1:8080 SHARDROP_DATA_DIR="$WORK/data" "$ROOT/target/release/shardrop" serve >"$LOG" 2>&1 &
+SHARDROP__DEDUP__SCOPE=all SHARDROP_LISTEN=127.0.0.1:8080 SHARDROP_DATA_DIR="$WORK/data" \
+  "$ROOT/target/release/shardrop" serve >"$LOG" 2>&1 &
 PID=$!
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
 

@@ -15,6 +15,7 @@ use crate::config::{Settings, StorageKind, TrackerKind};
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use crate::storage::local::LocalStore;
+use crate::storage::local_http::BodyTimeout;
 use crate::storage::s3::S3Store;
 use crate::storage::Store;
 use crate::tracker::memory::MemoryTracker;
@@ -28,6 +29,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub tracker: Arc<dyn Tracker>,
     pub metrics: Arc<Metrics>,
+    /// The last `/readyz` verdict, so a flood of probes does not reach the backing services.
+    pub readiness: crate::health::Readiness,
+    /// The bound on concurrent password hashing (`auth.hash_concurrency`, `auth.hash_queue`).
+    pub hash_gate: crate::auth::gate::HashGate,
     /// Names this replica in completion claims and logs.
     pub replica: String,
 }
@@ -56,6 +61,8 @@ impl Application {
             "" => format!("http://{addr}"),
             url => url.to_owned(),
         };
+        // The page's policy names the origin the local store signs part URLs for.
+        let page = (!settings.web_dir.is_empty()).then(|| crate::page::Page::new(&settings, &public_url));
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
         let db = db::connect(&settings.database_url(), settings.database.max_connections)
@@ -84,6 +91,8 @@ impl Application {
             store,
             tracker,
             metrics: Arc::new(Metrics::new()?),
+            readiness: Default::default(),
+            hash_gate: crate::auth::gate::HashGate::new(&settings.auth),
             replica: format!("{}-{}", std::process::id(), addr.port()),
         });
         crate::files::verify::spawn_worker(state.clone());
@@ -92,19 +101,19 @@ impl Application {
         }
         let app_state = state.clone();
         let json_limit = settings.http.json_limit;
-        let web_dir = settings.web_dir.clone();
         let sign_limit = crate::limits::sign_limit(&settings.http)?;
         let auth_limit = crate::limits::auth_limit(&settings.http)?;
         let http = settings.http.clone();
+        let body_timeout = web::Data::new(BodyTimeout::from_secs(settings.storage.local.body_timeout_secs));
         let mut server = HttpServer::new(move || {
             let mut app = App::new().app_data(app_state.clone());
             if let Some(local) = &local {
-                app = app.app_data(local.clone());
+                app = app.app_data(local.clone()).app_data(body_timeout.clone());
             }
             let routes = crate::routes::Routes {
                 json_limit,
                 local_store: local.is_some(),
-                web_dir: &web_dir,
+                page: page.as_ref(),
                 sign_limit: sign_limit.as_ref(),
                 auth_limit: auth_limit.as_ref(),
             };

@@ -35,6 +35,7 @@ pub struct Settings {
     pub reaper: ReaperSettings,
     pub http: HttpSettings,
     pub auth: AuthSettings,
+    pub dedup: DedupSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,12 +85,29 @@ pub struct StorageSettings {
     pub s3: S3Settings,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalStoreSettings {
     /// HMAC key for part and download URLs. Empty: a random key kept in `<data_dir>`.
     pub secret: String,
     pub secret_file: Option<PathBuf>,
+    /// Longest wait for the next bytes of a part PUT's body, in seconds; past it the PUT is
+    /// answered `408 body-timeout`, its connection closed and its bytes dropped, so a
+    /// stalled sender holds no socket or temp file for long. 0: wait for ever.
+    pub body_timeout_secs: u64,
+}
+
+/// A minute, as nginx's `client_body_timeout`: an honest browser sends a part's bytes
+/// continuously, and even a stalled mobile link resumes well inside it, while a slow-loris
+/// sender is cut off after a minute of silence (its client then retries the part).
+fn default_body_timeout_secs() -> u64 {
+    60
+}
+
+impl Default for LocalStoreSettings {
+    fn default() -> Self {
+        Self { secret: String::new(), secret_file: None, body_timeout_secs: default_body_timeout_secs() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +173,47 @@ pub struct AuthSettings {
     pub session_ttl_secs: u64,
     /// Bytes each user may store, counting uploads in progress; 0: no limit.
     pub quota_bytes: u64,
+    /// Password hashes (sign-up, login, password change) run at once by this replica; each
+    /// holds 19 MiB and a core for tens of milliseconds. 0: one per core.
+    pub hash_concurrency: usize,
+    /// Requests that may wait for one of those; past them the answer is `503 auth-busy`
+    /// with `Retry-After`.
+    pub hash_queue: usize,
+}
+
+/// 64 waiters cost a few KiB (a hash's memory is taken only when it runs) and, on two cores
+/// at ~50 ms a hash, wait at most ~1.6 s: a rush of honest logins (everyone back at 9:00)
+/// is served late rather than refused, while a flood is refused at once.
+fn default_hash_queue() -> usize {
+    64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupScope {
+    /// An upload is linked only to content its own user already stores: nobody learns
+    /// anything about other users' files.
+    User,
+    /// Also to other users' verified content, after a proof of possession. Saves their
+    /// bytes, but confirms to a claimant that someone stores a file they can name by hash
+    /// (see docs/security.md).
+    All,
+}
+
+/// Instant upload ("deduplication"): linking an upload to content already stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupSettings {
+    /// Whose stored content an upload may be linked to.
+    pub scope: DedupScope,
+    /// Claims of other users' content (challenges drawn) one user may make per hour; past
+    /// it, a claim gets no challenge and the file is sent as usual. 0: none at all.
+    pub claims_per_hour: u32,
+    /// How long a drawn challenge stays the same for the same user and content: asking
+    /// again meanwhile gets the very same byte range.
+    pub challenge_ttl_secs: u64,
+    /// After a failed proof, how long the same user gets no challenge for that content.
+    pub fail_lockout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +222,11 @@ pub struct ReaperSettings {
     pub enabled: bool,
     /// Seconds between sweeps (each replica sweeps; claims in SQL keep it exactly-once).
     pub interval_secs: u64,
+    /// Longest one sweep works through a backlog before it yields to the next tick.
+    pub max_sweep_secs: u64,
+    /// Seconds between sweeps for orphans: stored objects under the upload prefix that no
+    /// upload or file accounts for, older than the upload TTL, are deleted. 0: never.
+    pub orphan_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,8 +246,8 @@ pub struct HttpSettings {
     /// or `x-forwarded-for`, whose last hop is used); empty: the peer address. Set it only
     /// behind a proxy that overwrites the header.
     pub client_ip_header: String,
-    /// Sign-ups and logins one client may make per minute (a token bucket shared by both
-    /// routes, against password guessing; 0: no limit).
+    /// Sign-ups, logins and password changes one client may make per minute (a token
+    /// bucket shared by those routes, against password guessing; 0: no limit).
     pub auth_rate_per_minute: u32,
     /// How many sign-ups and logins a client may make at once before the rate applies.
     pub auth_burst: u32,
@@ -203,6 +267,7 @@ impl Default for Settings {
             reaper: ReaperSettings::default(),
             http: HttpSettings::default(),
             auth: AuthSettings::default(),
+            dedup: DedupSettings::default(),
         }
     }
 }
@@ -263,13 +328,39 @@ impl Default for UploadSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         // A week: a person signs in about once a week per browser.
-        Self { open_signup: true, session_ttl_secs: 7 * 24 * 3600, quota_bytes: 0 }
+        Self {
+            open_signup: true,
+            session_ttl_secs: 7 * 24 * 3600,
+            quota_bytes: 0,
+            hash_concurrency: 0,
+            hash_queue: default_hash_queue(),
+        }
+    }
+}
+
+impl Default for DedupSettings {
+    fn default() -> Self {
+        Self {
+            // Privacy first: cross-user linking is an operator's informed choice.
+            scope: DedupScope::User,
+            // A person re-uploading a folder of shared files is far below; a prober is cut off.
+            claims_per_hour: 60,
+            challenge_ttl_secs: 3600,
+            fail_lockout_secs: 24 * 3600,
+        }
     }
 }
 
 impl Default for ReaperSettings {
     fn default() -> Self {
-        Self { enabled: true, interval_secs: 300 }
+        Self {
+            enabled: true,
+            interval_secs: 300,
+            // Half the interval: a backlog of any size drains, and sweeps never pile up.
+            max_sweep_secs: 150,
+            // Hourly: it lists every object, and an orphan can only come from a crash.
+            orphan_interval_secs: 3600,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod files;
 pub mod health;
 pub mod limits;
 pub mod metrics;
+pub mod page;
 pub mod routes;
 pub mod storage;
 pub mod tracker;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
@@ -25,6 +26,10 @@ pub struct Metrics {
     pub uploads_completed: IntCounter,
     pub uploads_instant: IntCounter,
     pub challenges_failed: IntCounter,
+    /// Claims of stored content that got no challenge, by why (`locked`, `rate`, `changed`).
+    pub dedup_refusals: IntCounterVec,
+    /// Stored objects that no upload or file accounted for, deleted by the orphan sweep.
+    pub orphans_deleted: IntCounter,
     pub logins_failed: IntCounter,
     pub quota_refusals: IntCounter,
     pub uploads_aborted: IntCounterVec,
@@ -33,6 +38,9 @@ pub struct Metrics {
     pub parts_signed: IntCounter,
     pub parts_reported: IntCounter,
     pub bytes_completed: IntCounter,
+    /// Readiness probes of the backing services actually run (`/readyz` answers from a
+    /// cache in between).
+    pub readiness_probes: IntCounter,
 }
 
 impl Metrics {
@@ -65,7 +73,14 @@ impl Metrics {
             &["reason"],
         )?;
         registry.register(Box::new(uploads_aborted.clone()))?;
+        let dedup_refusals = IntCounterVec::new(
+            Opts::new("shardrop_dedup_refusals_total", "Claims of stored content that got no challenge, by why"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(dedup_refusals.clone()))?;
         Ok(Self {
+            dedup_refusals,
+            orphans_deleted: counter("shardrop_orphans_deleted_total", "Stored objects no row accounted for, deleted")?,
             requests,
             latency,
             completion_steps,
@@ -89,6 +104,10 @@ impl Metrics {
             parts_signed: counter("shardrop_parts_signed_total", "Part URLs signed")?,
             parts_reported: counter("shardrop_parts_reported_total", "Part reports accepted")?,
             bytes_completed: counter("shardrop_bytes_completed_total", "Bytes in completed uploads")?,
+            readiness_probes: counter(
+                "shardrop_readiness_probes_total",
+                "Probes of SQL, the tracker and storage run for /readyz (answers are cached between them)",
+            )?,
             registry,
         })
     }
@@ -107,20 +126,36 @@ impl Metrics {
     }
 }
 
+/// The `route` label of a request that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// The `method` label of a request whose method is none of [`KNOWN_METHODS`].
+pub const OTHER_METHOD: &str = "other";
+/// The methods that get a label of their own: HTTP's standard ones that this API or a
+/// browser sends. Anything else (`curl -X M1`) shares [`OTHER_METHOD`].
+static KNOWN_METHODS: [Method; 7] =
+    [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
+
+/// The `method` label of a request: from a fixed set, so a client cannot mint series.
+pub fn method_label(method: &Method) -> &'static str {
+    KNOWN_METHODS.iter().find(|m| *m == method).map_or(OTHER_METHOD, Method::as_str)
+}
+
 /// Middleware: counts every request under its route pattern (not its raw path, which
-/// would give one series per upload id).
+/// would give one series per upload id) and a method from a fixed set. Every label comes
+/// from a set fixed by the code, never from the client: each new series costs memory for
+/// the life of the process.
 pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let metrics = req.app_data::<web::Data<crate::app::AppState>>().map(|s| s.metrics.clone());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let res = next.call(req).await?;
     if let Some(m) = metrics {
-        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+        let route = res.request().match_pattern().unwrap_or_else(|| UNMATCHED_ROUTE.into());
         let status = res.status().as_u16().to_string();
-        m.requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
+        m.requests.with_label_values(&[route.as_str(), method, status.as_str()]).inc();
         m.latency.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
     }
     Ok(res)
@@ -131,5 +166,19 @@ pub async fn render(state: web::Data<crate::app::AppState>) -> HttpResponse {
     match state.metrics.render() {
         Ok(text) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text),
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_fixed_set_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        for made_up in ["M1", "get", "PROPFIND", "CONNECT", "TRACE"] {
+            assert_eq!(method_label(&Method::from_bytes(made_up.as_bytes()).unwrap()), OTHER_METHOD, "{made_up}");
+        }
     }
 }

@@ -17,8 +17,8 @@ pub struct Routes<'a> {
     pub json_limit: usize,
     /// Serve the embedded store's part and download URLs.
     pub local_store: bool,
-    /// Folder served at `/`; empty: none.
-    pub web_dir: &'a str,
+    /// The page served at `/`, if any.
+    pub page: Option<&'a crate::page::Page>,
     /// Rate limit of the signing route, shared by every worker.
     pub sign_limit: Option<&'a RateLimit>,
     /// Rate limit shared by sign-up and login.
@@ -27,21 +27,27 @@ pub struct Routes<'a> {
 
 pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
     use web::{delete, get, patch, post, put, resource};
-    let (json_limit, local_store, web_dir) = (r.json_limit, r.local_store, r.web_dir);
+    let (json_limit, local_store, page) = (r.json_limit, r.local_store, r.page);
     let sign = resource("/uploads/{upload_id}/parts/sign").route(post().to(uploads::routes::sign));
     cfg.app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error));
-    // Sign-up and login share the client's bucket: both invite password guessing.
-    let sign_up = resource("/users").route(post().to(auth::routes::sign_up));
-    let sign_in = resource("/sessions").route(post().to(auth::routes::sign_in));
-    let api = web::scope("/api/v1").route("/openapi.json", get().to(openapi));
-    let api = match r.auth_limit {
-        Some(limit) => api.service(sign_up.wrap(Governor::new(limit))).service(sign_in.wrap(Governor::new(limit))),
-        None => api.service(sign_up).service(sign_in),
+    // Sign-up, login and a password change share the client's bucket: all invite password
+    // guessing. Per route, so signing out everywhere (`DELETE /sessions`) is not limited.
+    let guessable = |route: actix_web::Route| match r.auth_limit {
+        Some(limit) => route.wrap(Governor::new(limit)),
+        None => route,
     };
-    let api = api
+    let api = web::scope("/api/v1")
+        .route("/openapi.json", get().to(openapi))
+        .service(resource("/users").route(guessable(post().to(auth::routes::sign_up))))
+        .service(
+            resource("/sessions")
+                .route(guessable(post().to(auth::routes::sign_in)))
+                .route(delete().to(auth::routes::sign_out_everywhere)),
+        )
         .service(resource("/users/me").route(get().to(auth::routes::me)))
+        .service(resource("/users/me/password").route(guessable(put().to(auth::routes::change_password))))
         .service(resource("/sessions/current").route(delete().to(auth::routes::sign_out)))
         .service(resource("/uploads").route(post().to(uploads::routes::create)))
         .service(
@@ -85,9 +91,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
             })
             .service(api)
             .configure(|cfg| {
-                if !web_dir.is_empty() {
+                if let Some(page) = page {
                     // Last, so every API route wins over a file of the same name.
-                    cfg.service(actix_files::Files::new("", web_dir).index_file("index.html"));
+                    cfg.service(page.service());
                 }
             }),
     );
@@ -97,7 +103,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
 #[openapi(
     info(title = "Shardrop API", description = "Resumable, parallel uploads of very large files straight into S3-compatible storage."),
     paths(
-        auth::routes::sign_up, auth::routes::sign_in, auth::routes::sign_out, auth::routes::me,
+        auth::routes::sign_up, auth::routes::sign_in, auth::routes::sign_out, auth::routes::sign_out_everywhere,
+        auth::routes::me, auth::routes::change_password,
         uploads::routes::create, uploads::routes::get, uploads::routes::patch, uploads::routes::delete,
         uploads::routes::sign, uploads::routes::report, uploads::routes::complete, uploads::routes::prove,
         files::routes::list, files::routes::get, files::routes::delete, files::routes::content, files::routes::content_url,
@@ -107,7 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
-        (name = "accounts", description = "Sign up, sign in and out"),
+        (name = "accounts", description = "Sign up, sign in and out, change the password"),
         (name = "uploads", description = "Start, sign, report, complete and abort uploads"),
         (name = "files", description = "Stored files and their downloads"),
         (name = "health", description = "Liveness and readiness"),

@@ -23,7 +23,8 @@ const STORES = [
 for (const [label, storage, skip] of STORES) describe(`engine on ${label}`, { skip }, () => {
   let server, chromium, files;
   before(async () => {
-    server = await new Server({ storage }).start();
+    // Cross-user instant upload on, for the proof-of-possession case below.
+    server = await new Server({ storage, env: { SHARDROP__DEDUP__SCOPE: "all" } }).start();
     chromium = await browser();
     const dir = tempDir();
     files = {

@@ -16,6 +16,10 @@ pub enum AuthError {
     InvalidPassword(&'static str),
     #[error("that username is taken")]
     UsernameTaken,
+    #[error("current_password is not this account's password")]
+    WrongPassword,
+    #[error("too many passwords are being checked at once; retry after Retry-After seconds")]
+    Busy,
     #[error("this server does not take sign-ups; ask its operator for an account")]
     SignupClosed,
     #[error("password hashing failed: {0}")]
@@ -35,8 +39,37 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidUsername(_) => (S::UNPROCESSABLE_ENTITY, "invalid-username"),
             AuthError::InvalidPassword(_) => (S::UNPROCESSABLE_ENTITY, "invalid-password"),
             AuthError::UsernameTaken => (S::CONFLICT, "username-taken"),
+            // Not 401: the token is fine, and a client that reads 401 as "signed out" must not.
+            AuthError::WrongPassword => (S::FORBIDDEN, "wrong-password"),
+            AuthError::Busy => (S::SERVICE_UNAVAILABLE, "auth-busy"),
             AuthError::SignupClosed => (S::FORBIDDEN, "signup-closed"),
         };
         ApiError::new(status, code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+    use actix_web::ResponseError;
+
+    use super::*;
+
+    #[test]
+    fn busy_is_a_503_with_retry_after() {
+        let resp = ApiError::from(AuthError::Busy).error_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
+        let body = resp.into_body().try_into_bytes().unwrap();
+        assert_eq!(
+            &body[..],
+            br#"{"code":"auth-busy","message":"too many passwords are being checked at once; retry after Retry-After seconds"}"#
+        );
+    }
+
+    #[test]
+    fn a_wrong_current_password_is_not_a_401() {
+        let e = ApiError::from(AuthError::WrongPassword);
+        assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "wrong-password"));
     }
 }

@@ -1,17 +1,20 @@
 //! Accounts: who is asking. Every upload and file belongs to a user, and each route under
 //! `/uploads` and `/files` acts only on the caller's own (another user's id is a plain 404).
 //!
-//! Passwords are stored as Argon2id PHC strings and checked off the async workers. A login
-//! yields an opaque bearer token: 32 random bytes that only the client ever holds; SQL keeps
-//! its SHA-256, so a leaked database yields no working session. Tokens expire
-//! (`auth.session_ttl_secs`) and logout deletes them; any replica checks any token, since the
-//! session lives in SQL. Sign-up and login share a per-client rate limit (`crate::limits`).
+//! Passwords are stored as Argon2id PHC strings and checked off the async workers, at most a
+//! few at once (`gate`). A login yields an opaque bearer token: 32 random bytes that only the
+//! client ever holds; SQL keeps its SHA-256, so a leaked database yields no working session.
+//! Tokens expire (`auth.session_ttl_secs`); logout deletes one, "sign out everywhere" and a
+//! password change delete them all; any replica checks any token, since the session lives
+//! in SQL. Sign-up, login and a password change share a per-client rate limit
+//! (`crate::limits`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub mod error;
 pub mod extract;
+pub mod gate;
 pub mod password;
 pub mod repo;
 pub mod routes;
@@ -36,6 +39,24 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// `PUT /api/v1/users/me/password`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password the account has now.
+    #[schema(max_length = 1024)]
+    pub current_password: String,
+    /// 8 to 1024 characters, as at sign-up.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChange").finish_non_exhaustive()
     }
 }
 
@@ -68,5 +89,7 @@ mod tests {
     fn debug_never_shows_the_password() {
         let c = super::Credentials { username: "ann".into(), password: "hunter22".into() };
         assert!(!format!("{c:?}").contains("hunter22"));
+        let c = super::PasswordChange { current_password: "hunter22".into(), new_password: "hunter23".into() };
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -1,4 +1,5 @@
-//! SQL for users and sessions.
+//! SQL for users and sessions. A password change and the sessions it ends are one
+//! transaction, and a login stores its session only under the password it checked.
 
 use sqlx::FromRow;
 
@@ -41,21 +42,70 @@ pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<UserRow>, sqlx::Erro
         .await
 }
 
-pub async fn insert_session(
+/// A session about to be stored.
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub token_hash: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// Stores the session if the user's password is still `verified_hash` (the one the login
+/// checked); false if it changed meanwhile. The no-op write takes the user's row lock, so a
+/// password change either commits first (and this misses) or waits for this session and
+/// then revokes it with the others.
+pub async fn insert_session(db: &Db, s: &NewSession<'_>, verified_hash: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let held = sqlx::query("UPDATE users SET password_hash = password_hash WHERE id = $1 AND password_hash = $2")
+        .bind(s.user_id)
+        .bind(verified_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !held {
+        return Ok(false);
+    }
+    insert_session_row(&mut tx, s).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Replaces the password if it is still `old_hash`, ends every session of the user and
+/// stores `session`, all at once; false if the password changed meanwhile.
+pub async fn change_password(
     db: &Db,
-    id: &str,
-    user_id: &str,
-    token_hash: &str,
-    now: i64,
-    expires_at: i64,
-) -> Result<(), sqlx::Error> {
+    old_hash: &str,
+    new_hash: &str,
+    session: &NewSession<'_>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+        .bind(session.user_id)
+        .bind(old_hash)
+        .bind(new_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !changed {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(session.user_id).execute(&mut *tx).await?;
+    insert_session_row(&mut tx, session).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn insert_session_row(tx: &mut sqlx::Transaction<'_, sqlx::Any>, s: &NewSession<'_>) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(user_id)
-        .bind(token_hash)
-        .bind(now)
-        .bind(expires_at)
-        .execute(db)
+        .bind(s.id)
+        .bind(s.user_id)
+        .bind(s.token_hash)
+        .bind(s.now)
+        .bind(s.expires_at)
+        .execute(&mut **tx)
         .await?;
     Ok(())
 }
@@ -75,6 +125,11 @@ pub async fn session_user(db: &Db, token_hash: &str, now: i64) -> Result<Option<
 pub async fn delete_session(db: &Db, token_hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(db).await?;
     Ok(())
+}
+
+/// Ends every session of the user; answers how many.
+pub async fn delete_user_sessions(db: &Db, user_id: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(db).await?.rows_affected())
 }
 
 /// Drops sessions that expired before `now` (the reaper's job); answers how many.

@@ -25,10 +25,13 @@ pub struct FileRow {
     pub verified_at: Option<i64>,
     /// The content probe of the stored bytes, set by the verifier.
     pub probe: Option<String>,
+    /// The stored object's ETag when the verifier read it: a link to this content first
+    /// checks the object still has it (nothing may have written it since).
+    pub verified_etag: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, upload_id, user_id, name, size, content_type, sha1, storage_key, status, created_at, verified_at, probe";
+const COLUMNS: &str = "id, upload_id, user_id, name, size, content_type, sha1, storage_key, status, created_at, \
+                       verified_at, probe, verified_etag";
 
 /// Inserts the file of an upload unless the upload already has one, and answers the one
 /// row; `None` when the row would take its owner past `quota` (the quota counts files; the
@@ -78,7 +81,7 @@ async fn insert_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
 ) -> Result<Option<FileRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, \
-         COALESCE($7, (SELECT sha1 FROM uploads WHERE id = $2)), $8, $9, $10, $11, $12) \
+         COALESCE($7, (SELECT sha1 FROM uploads WHERE id = $2)), $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (upload_id) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(&f.id)
@@ -93,6 +96,7 @@ async fn insert_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     .bind(f.created_at)
     .bind(f.verified_at)
     .bind(&f.probe)
+    .bind(&f.verified_etag)
     .fetch_optional(exec)
     .await
 }
@@ -142,14 +146,37 @@ pub async fn find_verified_owned(db: &Db, sha1: &str, size: i64, user: &str) -> 
     .await
 }
 
-/// Whether a verified file has this size and content probe (a hint, not a match).
-pub async fn probe_matches(db: &Db, size: i64, probe: &str) -> Result<bool, sqlx::Error> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM files WHERE size = $1 AND probe = $2 AND status = 'verified' LIMIT 1")
-            .bind(size)
-            .bind(probe)
-            .fetch_optional(db)
-            .await?;
+/// Whether a verified file has this size and content probe (a hint, not a match); with
+/// `owner`, only that user's files count.
+pub async fn probe_matches(db: &Db, size: i64, probe: &str, owner: Option<&str>) -> Result<bool, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM files WHERE size = $1 AND probe = $2 AND status = 'verified' \
+         AND ($3 IS NULL OR user_id = $3) LIMIT 1",
+    )
+    .bind(size)
+    .bind(probe)
+    .bind(owner)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Marks every verified file of an object as corrupt: its object was written again after
+/// it was verified, so what it holds is no longer what was checked.
+pub async fn mark_changed(db: &Db, storage_key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE files SET status = 'corrupt' WHERE storage_key = $1 AND status = 'verified'")
+        .bind(storage_key)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether any file row points at this stored object.
+pub async fn key_in_use(db: &Db, storage_key: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM files WHERE storage_key = $1 LIMIT 1")
+        .bind(storage_key)
+        .fetch_optional(db)
+        .await?;
     Ok(row.is_some())
 }
 
@@ -202,28 +229,33 @@ pub async fn set_claim(db: &Db, id: &str, sha1: &str) -> Result<bool, sqlx::Erro
     Ok(get(db, id).await?.is_some_and(|f| f.sha1.as_deref() == Some(sha1)))
 }
 
+/// What the verifier found in the stored bytes.
+#[derive(Debug)]
+pub struct Verdict<'a> {
+    /// Hex SHA-1 of the bytes read.
+    pub actual: &'a str,
+    pub probe: &'a str,
+    pub size_ok: bool,
+    /// The object's ETag before and after the read (the same, or the read does not count).
+    pub etag: &'a str,
+}
+
 /// Records the verifier's verdict from the SHA-1 of the stored bytes, against whatever
 /// claim the row holds at that moment (one statement, so a claim made while hashing still
 /// counts). Answers the resulting status.
-pub async fn set_verdict(
-    db: &Db,
-    id: &str,
-    actual: &str,
-    probe: &str,
-    size_ok: bool,
-    now: i64,
-) -> Result<String, sqlx::Error> {
+pub async fn set_verdict(db: &Db, id: &str, v: &Verdict<'_>, now: i64) -> Result<String, sqlx::Error> {
     sqlx::query(
         "UPDATE files SET \
            status = CASE WHEN $3 = 1 AND (sha1 IS NULL OR sha1 = $2) THEN 'verified' ELSE 'corrupt' END, \
-           sha1 = COALESCE(sha1, $2), verified_at = $4, probe = $5 \
+           sha1 = COALESCE(sha1, $2), verified_at = $4, probe = $5, verified_etag = $6 \
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
-    .bind(actual)
-    .bind(i64::from(size_ok))
+    .bind(v.actual)
+    .bind(i64::from(v.size_ok))
     .bind(now)
-    .bind(probe)
+    .bind(v.probe)
+    .bind(v.etag)
     .execute(db)
     .await?;
     Ok(get(db, id).await?.map(|f| f.status).unwrap_or_default())

@@ -33,6 +33,9 @@ const WAIT: Duration = Duration::from_secs(2);
 
 /// Hashes the stored object and records the verdict. Answers the final status.
 pub async fn verify(db: &Db, store: &dyn Store, file: &FileRow) -> anyhow::Result<String> {
+    // The ETag before and after the read pins what was read: a write in between makes the
+    // read count for nothing (the job is retried), so the recorded ETag is of these bytes.
+    let before = store.stat(&file.storage_key).await?.ok_or(StorageError::NotFound)?;
     let mut stream = store.read(&file.storage_key).await?;
     let mut hashers = (Sha1::new(), ProbeCollector::new(u64::try_from(file.size).unwrap_or(0)));
     let mut len: u64 = 0;
@@ -51,7 +54,12 @@ pub async fn verify(db: &Db, store: &dyn Store, file: &FileRow) -> anyhow::Resul
     let actual = hex::encode(hashers.0.finalize());
     let probe = hashers.1.finish();
     let size_ok = i64::try_from(len).is_ok_and(|l| l == file.size);
-    let status = repo::set_verdict(db, &file.id, &actual, probe.as_str(), size_ok, now_ms()).await?;
+    let after = store.stat(&file.storage_key).await?.ok_or(StorageError::NotFound)?;
+    if after.etag != before.etag {
+        anyhow::bail!("the object was written while it was read ({} then {})", before.etag, after.etag);
+    }
+    let verdict = repo::Verdict { actual: &actual, probe: probe.as_str(), size_ok, etag: &before.etag };
+    let status = repo::set_verdict(db, &file.id, &verdict, now_ms()).await?;
     if status == repo::CORRUPT {
         tracing::warn!(file = %file.id, %actual, len, "stored bytes do not match the file's claim");
     }

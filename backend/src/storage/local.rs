@@ -23,7 +23,7 @@ use self::layout::{ensure_dir, part_path, remove_tree, write_atomic, Layout, Tem
 use self::object::{etag, select_parts, ManifestPart};
 use self::parts::{read_parts, receive};
 use self::signing::Signer;
-use super::{DownloadTarget, PartTarget, SignedRequest, StorageError, Store, StoredPart};
+use super::{DownloadTarget, ListedObject, ObjectStat, PartTarget, SignedRequest, StorageError, Store, StoredPart};
 
 mod error;
 mod layout;
@@ -126,8 +126,13 @@ impl LocalStore {
     {
         let q = &grant.0;
         self.layout.object_dir(&q.key)?;
-        if let Some(upload) = &q.upload {
-            self.upload_meta(&q.key, upload).await?;
+        // Without an upload, only the empty object may be PUT (see `PartTarget::upload`); a
+        // larger single-PUT URL (signed before every upload became multipart) could
+        // overwrite a stored object, so it is worthless now.
+        match &q.upload {
+            Some(upload) => drop(self.upload_meta(&q.key, upload).await?),
+            None if q.size == 0 => {}
+            None => return Err(StorageError::NoSuchUpload.into()),
         }
         let mut tmp = TempFile::create(&self.layout).await?;
         let digest = receive(&mut tmp.file, body, q.size).await?;
@@ -166,7 +171,7 @@ impl LocalStore {
         Ok(())
     }
 
-    /// A single PUT: the part becomes a one-part object at once.
+    /// The single PUT of an empty object: it becomes a one-part object at once.
     async fn keep_single(
         &self,
         key: &str,
@@ -292,7 +297,7 @@ impl Store for LocalStore {
         if let Some(upload) = part.upload {
             self.layout.upload_dir(upload)?;
         }
-        if part.number == 0 || (part.upload.is_none() && part.number != 1) {
+        if part.number == 0 || (part.upload.is_none() && (part.number != 1 || part.size != 0)) {
             return Err(StorageError::Other(format!("cannot sign part number {}", part.number)));
         }
         let (expires, expires_at) = expiry(ttl)?;
@@ -354,8 +359,27 @@ impl Store for LocalStore {
         }
     }
 
-    async fn head(&self, key: &str) -> Result<Option<u64>, StorageError> {
-        Ok(self.object(key).await?.map(|o| o.size()))
+    async fn stat(&self, key: &str) -> Result<Option<ObjectStat>, StorageError> {
+        Ok(self.object(key).await?.map(|o| ObjectStat { size: o.size(), etag: o.etag() }))
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        let mut found = Vec::new();
+        let mut entries = fs::read_dir(self.layout.objects()).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let Some(key) = layout::key_of(&entry.file_name()) else { continue };
+            if !key.starts_with(prefix) {
+                continue;
+            }
+            // The manifest is written last, when the object is installed.
+            let modified = match fs::metadata(entry.path().join(MANIFEST)).await {
+                Ok(m) => m.modified()?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => entry.metadata().await?.modified()?,
+                Err(e) => return Err(e.into()),
+            };
+            found.push(ListedObject { key, modified: modified.into() });
+        }
+        Ok(found)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {

@@ -3,14 +3,22 @@
 //!
 //! Each request is checked in the order S3 checks it: signature, then expiry, then the
 //! declared length, then (while streaming, never buffering) the real length and SHA-1.
+//! A body that goes silent for longer than [`BodyTimeout`] is given up with `408` (as S3
+//! answers `RequestTimeout`): a stalled sender holds no socket or temp file for long.
 //! Downloads are served from the API's own origin, so they carry `attachment`,
 //! `nosniff` and a sandbox CSP: a stored HTML file can never run as this site.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_web::body::SizedStream;
+use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::{ConnectionType, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
+use futures_util::stream::{LocalBoxStream, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
 use super::local::{
@@ -18,7 +26,8 @@ use super::local::{
 };
 use crate::error::ApiError;
 
-/// Registers the part PUT and download routes; they need `web::Data<LocalStore>`.
+/// Registers the part PUT and download routes; they need `web::Data<LocalStore>`, and take
+/// `web::Data<BodyTimeout>` when given (otherwise its default).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(PARTS_PATH, web::put().to(put_part))
         .route(OBJECTS_PATH, web::get().to(get_object))
@@ -54,6 +63,66 @@ fn parse_query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid-query", e.to_string()))
 }
 
+/// Longest wait for the next bytes of a part's body (`storage.local.body_timeout_secs`);
+/// `None`: no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Option<Duration>);
+
+impl BodyTimeout {
+    /// From the setting, where 0 means no limit.
+    pub fn from_secs(secs: u64) -> Self {
+        Self((secs > 0).then(|| Duration::from_secs(secs)))
+    }
+}
+
+impl Default for BodyTimeout {
+    fn default() -> Self {
+        Self::from_secs(crate::config::LocalStoreSettings::default().body_timeout_secs)
+    }
+}
+
+/// Why a part's body stopped short.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    #[error("no bytes of the body arrived for {0:?}")]
+    Idle(Duration),
+}
+
+/// `body`, failing with [`BodyError::Idle`] when its next bytes take longer than `timeout`.
+/// The flag answers whether that is how it ended (the store sees only that the body broke).
+fn idle_limited<S>(
+    body: S,
+    timeout: BodyTimeout,
+) -> (LocalBoxStream<'static, Result<Bytes, BodyError>>, Arc<AtomicBool>)
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+{
+    let idled = Arc::new(AtomicBool::new(false));
+    let Some(limit) = timeout.0 else { return (body.map(|c| c.map_err(BodyError::from)).boxed_local(), idled) };
+    let flag = idled.clone();
+    let stream = futures_util::stream::unfold((body, flag), move |(mut body, flag)| async move {
+        match tokio::time::timeout(limit, body.next()).await {
+            Ok(next) => next.map(|chunk| (chunk.map_err(BodyError::from), (body, flag))),
+            Err(_) => {
+                flag.store(true, Ordering::Relaxed);
+                Some((Err(BodyError::Idle(limit)), (body, flag)))
+            }
+        }
+    });
+    (stream.boxed_local(), idled)
+}
+
+/// `408 body-timeout`, closing the connection: what is left of the body is not read.
+fn body_timed_out(timeout: BodyTimeout) -> HttpResponse {
+    let secs = timeout.0.unwrap_or_default().as_secs_f64();
+    let message = format!("no bytes of the body arrived for {secs} s; nothing was stored, send the part again");
+    let mut resp = ApiError::new(StatusCode::REQUEST_TIMEOUT, "body-timeout", message).error_response();
+    resp.head_mut().set_connection_type(ConnectionType::Close);
+    resp
+}
+
 /// `PUT /api/v1/local/parts?key&upload&part&size&sha1&type&expires&sig`
 async fn put_part(
     req: HttpRequest,
@@ -75,7 +144,17 @@ async fn put_part(
             return Err(LocalError::SizeMismatch(m).into());
         }
     }
-    let part = store.put_part(&grant, body).await?;
+    let timeout = req.app_data::<web::Data<BodyTimeout>>().map_or_else(BodyTimeout::default, |t| *t.get_ref());
+    let (body, idled) = idle_limited(body, timeout);
+    let part = match store.put_part(&grant, body).await {
+        Ok(part) => part,
+        // The temp file went with the failed put; the socket goes with this answer.
+        Err(e) if idled.load(Ordering::Relaxed) => {
+            tracing::debug!(cause = %e, key = %signed.key, "a part PUT went silent; given up");
+            return Ok(body_timed_out(timeout));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::ETAG, part.etag))
         .insert_header((header::ACCESS_CONTROL_EXPOSE_HEADERS, "ETag, x-amz-checksum-sha1"));

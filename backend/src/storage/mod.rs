@@ -21,14 +21,20 @@ pub mod s3;
 
 pub use error::StorageError;
 
-/// One part (or, for a single-PUT upload, the whole object) that a client will PUT.
+/// One part of an upload that a client will PUT.
 #[derive(Debug, Clone, Copy)]
 pub struct PartTarget<'a> {
     /// The object's key (the store adds its own prefix).
     pub key: &'a str,
-    /// The storage's multipart upload id; `None` for a single PUT of the whole object.
+    /// The storage's multipart upload id. Every upload is multipart, even of one part:
+    /// an `UploadPart` URL dies when its upload is completed or aborted, whereas a signed
+    /// `PutObject` could overwrite a stored, verified object until it expires. The one
+    /// exception is the empty file (S3 servers such as Garage refuse an empty part): `None`,
+    /// a single PUT signed for the SHA-1 of no bytes, which can only ever write the same
+    /// empty object again (and an empty object left by a late PUT is an orphan the sweep
+    /// removes). Stores refuse `None` for anything but an empty part 1.
     pub upload: Option<&'a str>,
-    /// 1-based part number (1 for a single PUT).
+    /// 1-based part number.
     pub number: u32,
     /// Exact length in bytes; signed, so the storage refuses any other length.
     pub size: u64,
@@ -36,7 +42,7 @@ pub struct PartTarget<'a> {
     pub sha1: &'a Sha1B64,
     /// MD5 of the part, when the client gave it; signed as `Content-MD5`.
     pub md5: Option<&'a Md5B64>,
-    /// Content type of the object (signed into single PUTs).
+    /// Content type of the object.
     pub content_type: &'a str,
 }
 
@@ -74,6 +80,23 @@ pub struct StoredPart {
     pub sha1: Option<String>,
 }
 
+/// What the storage says of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectStat {
+    pub size: u64,
+    /// Changes whenever the object is written again: the verifier records the one it read,
+    /// and a link to the object first checks it still holds.
+    pub etag: String,
+}
+
+/// An object found by [`Store::list_objects`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// The key as the control plane names it (without the store's own prefix).
+    pub key: String,
+    pub modified: DateTime<Utc>,
+}
+
 /// How a download should be named and for how long its URL holds.
 #[derive(Debug, Clone, Copy)]
 pub struct DownloadTarget<'a> {
@@ -105,8 +128,14 @@ pub trait Store: Send + Sync + 'static {
     async fn complete(&self, key: &str, upload: &str, parts: &[StoredPart]) -> Result<(), StorageError>;
     /// Drops an unfinished upload and its parts. Aborting an unknown upload is not an error.
     async fn abort(&self, key: &str, upload: &str) -> Result<(), StorageError>;
+    /// Size and ETag of a stored object, or `None` when there is none.
+    async fn stat(&self, key: &str) -> Result<Option<ObjectStat>, StorageError>;
     /// The size of a stored object, or `None` when there is none.
-    async fn head(&self, key: &str) -> Result<Option<u64>, StorageError>;
+    async fn head(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        Ok(self.stat(key).await?.map(|s| s.size))
+    }
+    /// Every object whose key starts with `prefix`, all pages (the orphan sweep's view).
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError>;
     /// Deletes an object. Deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// A short-lived URL that downloads the object (Range works).

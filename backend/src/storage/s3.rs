@@ -30,7 +30,8 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use super::{
-    content_disposition, DownloadTarget, PartCheck, PartTarget, SignedRequest, StorageError, Store, StoredPart,
+    content_disposition, DownloadTarget, ListedObject, ObjectStat, PartCheck, PartTarget, SignedRequest, StorageError,
+    Store, StoredPart,
 };
 use crate::config::{PartCheckSetting, S3Settings};
 
@@ -260,18 +261,19 @@ impl Store for S3Store {
                 .presigned(config)
                 .await
                 .map_err(map_err)?,
-            None => self
+            // Only the empty object is ever a single PUT (see `PartTarget::upload`).
+            None if part.size == 0 && part.number == 1 => self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(self.key(part.key))
                 .content_type(part.content_type)
-                .set_content_length(signed_length)
                 .checksum_sha1(part.sha1.as_str())
                 .set_content_md5(part.md5.map(|m| m.as_str().to_owned()))
                 .presigned(config)
                 .await
                 .map_err(map_err)?,
+            None => return Err(StorageError::Other("only an empty object is signed as a single PUT".into())),
         };
         Ok(signed_request(&presigned, ttl))
     }
@@ -342,12 +344,32 @@ impl Store for S3Store {
         }
     }
 
-    async fn head(&self, key: &str) -> Result<Option<u64>, StorageError> {
+    async fn stat(&self, key: &str) -> Result<Option<ObjectStat>, StorageError> {
         match self.client.head_object().bucket(&self.bucket).key(self.key(key)).send().await.map_err(map_err) {
-            Ok(out) => Ok(Some(u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0))),
+            Ok(out) => Ok(Some(ObjectStat {
+                size: u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0),
+                etag: out.e_tag.unwrap_or_default(),
+            })),
             Err(StorageError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        let mut found = Vec::new();
+        let mut pages =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(self.key(prefix)).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for o in page.map_err(map_err)?.contents() {
+                let Some(key) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else { continue };
+                let modified = o
+                    .last_modified()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or_else(Utc::now);
+                found.push(ListedObject { key: key.to_owned(), modified });
+            }
+        }
+        Ok(found)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {

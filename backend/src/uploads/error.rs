@@ -17,6 +17,8 @@ pub enum UploadError {
     QuotaExceeded { used: u64, size: u64, quota: u64 },
     #[error("name: {0}")]
     InvalidName(&'static str),
+    #[error("name: must not contain the bidirectional control U+{:04X} (it reorders how the name reads)", u32::from(*.0))]
+    BidiControlInName(char),
     #[error("content_type must be a MIME type such as application/octet-stream (at most 255 characters)")]
     InvalidContentType,
     #[error("sha1: {0}")]
@@ -43,6 +45,10 @@ pub enum UploadError {
     PartsMissing(Vec<u32>),
     #[error("a different SHA-1 was already given for this upload")]
     Sha1Conflict,
+    #[error("part {number} was already signed for other bytes (another SHA-1); a part's content cannot change: start a new upload if the file changed")]
+    PartSha1Conflict { number: u32 },
+    #[error("part {number} is empty: its sha1 must be the SHA-1 of no bytes (2jmj7l5rSw0yVb/vlWAYkK/YBwk=)")]
+    EmptyPartSha1 { number: u32 },
     #[error("this upload has no challenge to answer (none was asked, or it was answered already)")]
     NoChallenge,
     #[error("the answer does not match the stored bytes: send the file's parts instead")]
@@ -74,7 +80,9 @@ impl From<UploadError> for ApiError {
             UploadError::NotFound => (S::NOT_FOUND, "upload-not-found"),
             UploadError::FileTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "file-too-large"),
             UploadError::QuotaExceeded { .. } => (S::FORBIDDEN, "quota-exceeded"),
-            UploadError::InvalidName(_) => (S::UNPROCESSABLE_ENTITY, "invalid-name"),
+            UploadError::InvalidName(_) | UploadError::BidiControlInName(_) => {
+                (S::UNPROCESSABLE_ENTITY, "invalid-name")
+            }
             UploadError::InvalidContentType => (S::UNPROCESSABLE_ENTITY, "invalid-content-type"),
             UploadError::InvalidSha1(_) => (S::UNPROCESSABLE_ENTITY, "invalid-sha1"),
             UploadError::InvalidProbe(_) => (S::UNPROCESSABLE_ENTITY, "invalid-probe"),
@@ -88,6 +96,8 @@ impl From<UploadError> for ApiError {
             UploadError::Completing => (S::CONFLICT, "upload-completing"),
             UploadError::PartsMissing(_) => (S::CONFLICT, "parts-missing"),
             UploadError::Sha1Conflict => (S::CONFLICT, "sha1-conflict"),
+            UploadError::PartSha1Conflict { .. } => (S::CONFLICT, "part-sha1-conflict"),
+            UploadError::EmptyPartSha1 { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-empty-part"),
             UploadError::NoChallenge => (S::CONFLICT, "no-challenge"),
             UploadError::ChallengeFailed => (S::FORBIDDEN, "challenge-failed"),
         };

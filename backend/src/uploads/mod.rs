@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::files::FileView;
 use crate::storage::PartCheck;
 
+pub mod dedup;
 pub mod error;
 pub mod quota;
 pub mod reaper;
@@ -27,8 +28,14 @@ pub use error::UploadError;
 #[serde(deny_unknown_fields)]
 pub struct CreateUpload {
     /// The file's name (a relative path for files from a dropped folder): 1 to 1024 bytes
-    /// of UTF-8 without control characters.
-    #[schema(example = "holiday.mp4", min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")]
+    /// of UTF-8 without control characters or bidirectional controls (U+061C, U+200E,
+    /// U+200F, U+202A to U+202E, U+2066 to U+2069), which make a name read as another.
+    #[schema(
+        example = "holiday.mp4",
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
+    )]
     pub name: String,
     /// Exact size in bytes; the served document gives this server's maximum.
     #[schema(example = 1073741824)]
@@ -75,7 +82,7 @@ pub struct UploadView {
     pub content_type: String,
     /// Every part but the last has exactly this many bytes.
     pub part_size: u64,
-    /// 1 means a single PUT of the whole file.
+    /// 1: the whole file is one part (still a multipart upload of the storage's).
     pub part_count: u32,
     /// Numbers of the parts already stored, ascending.
     pub parts_done: Vec<u32>,

@@ -1,23 +1,28 @@
-//! The per-user quota (`auth.quota_bytes`): bytes a user may store. Checked twice. At the
-//! start of an upload, against what the user's files and open uploads hold, so a file that
-//! cannot fit is refused before any byte is sent. And when an upload becomes a file, inside
-//! the transaction that writes the file row, under a lock on the user's row, so uploads that
-//! started side by side cannot all finish past the quota. Counted from SQL every time: no
-//! counter to drift when a replica dies between two writes.
+//! The per-user quota (`auth.quota_bytes`): bytes a user may store. Checked twice, each time
+//! inside the transaction that writes the row, under a lock on the user's row, so requests
+//! side by side take turns and cannot all fit. At the start of an upload, against what the
+//! user's files and open uploads hold (`repo::insert_within_quota`), so a file that cannot
+//! fit is refused before any byte is sent. And when an upload becomes a file
+//! (`files::repo::insert_once`), so uploads that started side by side cannot all finish
+//! past the quota. Counted from SQL every time: no counter to drift when a replica dies
+//! between two writes.
 
 use super::UploadError;
 use crate::app::AppState;
 use crate::db::Db;
 
 /// Bytes of the user's files plus the sizes of their uploads still in progress.
-pub async fn used_bytes(db: &Db, user_id: &str) -> Result<i64, sqlx::Error> {
+pub async fn used_bytes<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    user_id: &str,
+) -> Result<i64, sqlx::Error> {
     let (used,): (i64,) = sqlx::query_as(
         "SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE user_id = $1), 0) \
          + COALESCE((SELECT SUM(size) FROM uploads WHERE user_id = $1 AND state IN ('uploading', 'completing')), 0) \
          AS BIGINT)",
     )
     .bind(user_id)
-    .fetch_one(db)
+    .fetch_one(exec)
     .await?;
     Ok(used)
 }

@@ -42,7 +42,10 @@ const COLUMNS: &str = "id, name, size, content_type, last_modified, sha1, part_s
                        storage_upload_id, state, file_id, created_at, updated_at, challenge_file, challenge_offset, \
                        challenge_length, challenge_nonce, user_id";
 
-pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
+pub async fn insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    u: &UploadRow,
+) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO uploads ({COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
@@ -66,7 +69,7 @@ pub async fn insert(db: &Db, u: &UploadRow) -> Result<(), sqlx::Error> {
     .bind(u.challenge_length)
     .bind(&u.challenge_nonce)
     .bind(&u.user_id)
-    .execute(db)
+    .execute(exec)
     .await?;
     Ok(())
 }
@@ -224,8 +227,86 @@ pub async fn restart(db: &Db, id: &str, storage_upload_id: &str, now: i64) -> Re
 }
 
 pub async fn delete(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM part_claims WHERE upload_id = $1").bind(id).execute(db).await?;
     sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(db).await?;
     Ok(())
+}
+
+/// Inserts a new upload unless it would take its owner past `quota` (files plus uploads in
+/// progress); answers the bytes in use when it refused. The check and the insert run under
+/// a lock on the owner's row (PostgreSQL holds it until commit; SQLite has one writer), so
+/// uploads started side by side take turns and cannot all fit.
+pub async fn insert_within_quota(db: &Db, u: &UploadRow, quota: Option<i64>) -> Result<Option<i64>, sqlx::Error> {
+    let (Some(quota), Some(user)) = (quota, &u.user_id) else {
+        insert(db, u).await?;
+        return Ok(None);
+    };
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE users SET username = username WHERE id = $1").bind(user).execute(&mut *tx).await?;
+    let used = super::quota::used_bytes(&mut *tx, user).await?;
+    if used.saturating_add(u.size) > quota {
+        tx.rollback().await?;
+        return Ok(Some(used));
+    }
+    insert(&mut *tx, u).await?;
+    tx.commit().await?;
+    Ok(None)
+}
+
+/// Pins the SHA-1 (base64) each part is signed with, the first time it is signed, and
+/// answers the numbers already pinned to another SHA-1: a part can never be signed for two
+/// contents, so no second URL exists to swap its bytes after the first was checked.
+pub async fn pin_parts(db: &Db, upload: &str, parts: &[(u32, &str)]) -> Result<Vec<u32>, sqlx::Error> {
+    let mut conflicts = Vec::new();
+    // 2 binds a part; well inside both databases' limits on binds per statement.
+    for chunk in parts.chunks(400) {
+        let values: Vec<String> = (0..chunk.len()).map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
+        let sql = format!(
+            "INSERT INTO part_claims (upload_id, number, sha1) VALUES {} ON CONFLICT (upload_id, number) DO NOTHING",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(upload);
+        for (number, sha1) in chunk {
+            q = q.bind(i64::from(*number)).bind(*sha1);
+        }
+        q.execute(db).await?;
+        let lo = chunk.iter().map(|p| p.0).min().unwrap_or(0);
+        let hi = chunk.iter().map(|p| p.0).max().unwrap_or(0);
+        let pinned: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT number, sha1 FROM part_claims WHERE upload_id = $1 AND number >= $2 AND number <= $3",
+        )
+        .bind(upload)
+        .bind(i64::from(lo))
+        .bind(i64::from(hi))
+        .fetch_all(db)
+        .await?;
+        for (number, sha1) in chunk {
+            if pinned.iter().any(|(n, s)| *n == i64::from(*number) && s != sha1) {
+                conflicts.push(*number);
+            }
+        }
+    }
+    Ok(conflicts)
+}
+
+/// Gives an upload made before every upload was multipart its storage upload id; false
+/// when another request gave it one first.
+pub async fn set_storage_upload(db: &Db, id: &str, storage_upload_id: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE uploads SET storage_upload_id = $2 WHERE id = $1 AND storage_upload_id IS NULL")
+        .bind(id)
+        .bind(storage_upload_id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Whether an upload row accounts for this stored object.
+pub async fn key_in_use(db: &Db, storage_key: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM uploads WHERE storage_key = $1 LIMIT 1")
+        .bind(storage_key)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.is_some())
 }
 
 /// Uploads the reaper should look at: idle past the TTL, stuck while aborting, or

@@ -114,10 +114,10 @@ pub async fn delete(user: User, state: web::Data<AppState>, id: web::Path<String
         (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`upload-not-found`", body = ErrorBody),
-        (status = 409, description = "`upload-complete`", body = ErrorBody),
+        (status = 409, description = "`upload-complete`, `part-sha1-conflict` (the part was signed before for another SHA-1)", body = ErrorBody),
         (status = 413, description = "`body-too-large`", body = ErrorBody),
         (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
-        (status = 422, description = "`invalid-part-number`, `invalid-part-size`, `invalid-sha1`, `invalid-md5`, `md5-required`, `invalid-batch`, `invalid-field`", body = ErrorBody),
+        (status = 422, description = "`invalid-part-number`, `invalid-part-size`, `invalid-sha1`, `invalid-md5`, `md5-required`, `invalid-empty-part`, `invalid-batch`, `invalid-field`", body = ErrorBody),
         (status = 429, description = "`rate-limited`: over `http.sign_rate`; see `Retry-After`", body = ErrorBody),
 ))]
 pub async fn sign(user: User, state: web::Data<AppState>, id: web::Path<String>, body: web::Json<SignRequest>) -> Res {

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use sha1::{Digest, Sha1};
 use shardrop_engine::{Md5B64, Plan, Sha1B64, Sha1Hex};
 
+use super::dedup::{self, Claim};
 use super::repo::{self, UploadRow, ABORTING, COMPLETE, COMPLETING, INSTANT, UPLOADING};
 use super::{
     quota, validate, Challenge, CreateUpload, ReportAnswer, SignPart, SignedPart, UploadError, UploadState, UploadView,
@@ -93,7 +94,7 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
                     dedup(state, &u, sha1).await?;
                 }
                 let mut v = view(state, reload(state, &u.id).await?).await?;
-                v.dedup_candidate = dedup_candidate(state, size, probe.as_ref()).await?;
+                v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
                 return Ok(Created::Resumed(v));
             }
         }
@@ -103,9 +104,11 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
     quota::check_start(state, &user.id, size).await?;
     let id = new_id("up");
     let key = format!("objects/{id}");
-    let storage_upload_id = match plan.is_single() {
-        true => None,
-        false => Some(state.store.create_multipart(&key, &content_type).await?),
+    // Multipart even for one part: an UploadPart URL dies with its upload, a signed
+    // PutObject would not. The empty file is the exception (see `storage::PartTarget`).
+    let storage_upload_id = match plan.size {
+        0 => None,
+        _ => Some(state.store.create_multipart(&key, &content_type).await?),
     };
     let row = UploadRow {
         id: id.clone(),
@@ -128,12 +131,16 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
         challenge_nonce: None,
         user_id: Some(user.id.clone()),
     };
-    if let Err(e) = repo::insert(&state.db, &row).await {
+    let inserted = repo::insert_within_quota(&state.db, &row, quota::limit(state)).await;
+    if !matches!(inserted, Ok(None)) {
         // Leave nothing behind in storage for a row that was never written.
         if let Some(sid) = &row.storage_upload_id {
             let _ = state.store.abort(&row.storage_key, sid).await;
         }
-        return Err(e.into());
+    }
+    if let Some(used) = inserted? {
+        state.metrics.quota_refusals.inc();
+        return Err(quota::exceeded(used, size, quota::limit(state).unwrap_or(0)));
     }
     // A tracker that is down now is rebuilt from storage later; the upload stands.
     if let Err(e) = state.tracker.open(&id, state.ttl()).await {
@@ -151,32 +158,26 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
         UPLOADING => view_with_parts(state, &row, Vec::new()).await?,
         _ => view(state, row).await?, // instant: the owner's own content, linked at once
     };
-    v.dedup_candidate = dedup_candidate(state, size, probe.as_ref()).await?;
+    v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
     Ok(Created::New(v))
 }
 
-/// Most bytes a proof-of-possession range covers (the client reads and hashes them).
-const CHALLENGE_MAX: i64 = 1024 * 1024;
-
-/// When verified content with this SHA-1 and size is stored: if the uploader already owns a
-/// file of it, links the upload to that content at once (`instant`); if only others do,
-/// asks the client to prove it holds the content: the SHA-1 of a byte range picked at
-/// random. A claimed hash alone never grants someone else's content; the answer goes to
-/// [`prove`].
+/// Acts on a whole-file SHA-1 claim: the uploader's own content links the upload at once
+/// (`instant`); other users' content, where the scope allows, sets a challenge whose right
+/// answer goes to [`prove`]. See `dedup` for the policy.
 async fn dedup(state: &AppState, u: &UploadRow, sha1: &Sha1Hex) -> Result<(), UploadError> {
     if u.state != UPLOADING {
         return Ok(());
     }
-    let owner = u.user_id.as_deref().unwrap_or_default();
-    if let Some(own) = files::repo::find_verified_owned(&state.db, sha1.as_str(), u.size, owner).await? {
-        link_instant(state, u, &own).await?;
-        return Ok(());
+    match dedup::claim(state, u, sha1).await? {
+        Claim::Own(own) => {
+            link_instant(state, u, &own).await?;
+        }
+        Claim::Challenge(c) => {
+            repo::set_challenge(&state.db, &u.id, &c.file_id, c.challenge_offset, c.challenge_length, &c.nonce).await?;
+        }
+        Claim::Nothing => {}
     }
-    let Some(file) = files::repo::find_verified(&state.db, sha1.as_str(), u.size).await? else { return Ok(()) };
-    let length = u.size.min(CHALLENGE_MAX);
-    let offset = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=u.size - length);
-    let nonce = hex::encode(rand::random::<[u8; 16]>());
-    repo::set_challenge(&state.db, &u.id, &file.id, offset, length, &nonce).await?;
     Ok(())
 }
 
@@ -201,6 +202,9 @@ pub async fn prove(state: &AppState, user: &User, id: &str, answer: &str) -> Res
         Some(f) if f.status == files::repo::VERIFIED => f,
         _ => return Err(UploadError::NoChallenge), // the stored file went meanwhile
     };
+    if !dedup::intact(state, &file).await? {
+        return Err(UploadError::NoChallenge); // its object changed: no dedup target
+    }
     let mut range = state
         .store
         .read_range(&file.storage_key, u64::try_from(offset).unwrap_or(0), u64::try_from(length).unwrap_or(0))
@@ -210,7 +214,10 @@ pub async fn prove(state: &AppState, user: &User, id: &str, answer: &str) -> Res
     while let Some(chunk) = range.next().await {
         hasher.update(&chunk?);
     }
-    if Sha1Hex::from_digest(&hasher.finalize().into()) != answer {
+    let right = Sha1Hex::from_digest(&hasher.finalize().into()) == answer;
+    let owner = u.user_id.as_deref().unwrap_or_default();
+    dedup::answered(&state.db, owner, file.sha1.as_deref().unwrap_or_default(), u.size, right).await?;
+    if !right {
         state.metrics.challenges_failed.inc();
         tracing::warn!(upload = %id, file = %file.id, "proof of possession failed");
         return Err(UploadError::ChallengeFailed);
@@ -235,6 +242,7 @@ async fn link_instant(state: &AppState, u: &UploadRow, source: &FileRow) -> Resu
         status: files::repo::VERIFIED.into(),
         verified_at: Some(now),
         probe: source.probe.clone(),
+        verified_etag: source.verified_etag.clone(),
         ..file_of(u, now)
     };
     let Some(file) = files::repo::insert_once(&state.db, &row, quota::limit(state)).await? else {
@@ -257,9 +265,14 @@ async fn link_instant(state: &AppState, u: &UploadRow, source: &FileRow) -> Resu
     Ok(true)
 }
 
-async fn dedup_candidate(state: &AppState, size: i64, probe: Option<&Sha1Hex>) -> Result<bool, UploadError> {
+async fn dedup_candidate(
+    state: &AppState,
+    user: &User,
+    size: i64,
+    probe: Option<&Sha1Hex>,
+) -> Result<bool, UploadError> {
     Ok(match probe {
-        Some(p) => files::repo::probe_matches(&state.db, size, p.as_str()).await?,
+        Some(p) => dedup::probe_matches(state, &user.id, size, p).await?,
         None => false,
     })
 }
@@ -285,6 +298,10 @@ pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -
                 return Err(UploadError::InvalidPartSize { number: p.number, expected, got: p.size });
             }
             let sha1 = Sha1B64::parse(&p.sha1)?;
+            // An empty length is not signed into an S3 URL: the digest of nothing pins it.
+            if p.size == 0 && sha1 != empty_sha1() {
+                return Err(UploadError::EmptyPartSha1 { number: p.number });
+            }
             let md5 = p.md5.as_deref().map(Md5B64::parse).transpose().map_err(UploadError::InvalidMd5)?;
             if md5.is_none() && md5_required {
                 return Err(UploadError::Md5Required { number: p.number });
@@ -292,12 +309,21 @@ pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -
             Ok((p.number, p.size, sha1, md5))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let pins: Vec<(u32, &str)> = checked.iter().map(|(number, _, sha1, _)| (*number, sha1.as_str())).collect();
+    if let Some(&number) = repo::pin_parts(&state.db, &u.id, &pins).await?.first() {
+        return Err(UploadError::PartSha1Conflict { number });
+    }
+    let storage_upload = match &u.storage_upload_id {
+        Some(sid) => Some(sid.clone()),
+        None if plan.size == 0 => None,
+        None => Some(to_multipart(state, &u).await?),
+    };
     let ttl = Duration::from_secs(state.settings.uploads.sign_ttl_secs);
     let mut signed = Vec::with_capacity(checked.len());
     for (number, size, sha1, md5) in &checked {
         let target = PartTarget {
             key: &u.storage_key,
-            upload: u.storage_upload_id.as_deref(),
+            upload: storage_upload.as_deref(),
             number: *number,
             size: *size,
             sha1,
@@ -454,8 +480,31 @@ pub async fn abort(state: &AppState, user: &User, id: &str) -> Result<(), Upload
     Err(UploadError::Completing)
 }
 
-/// Drops an upload this caller has moved to `aborting`: storage, tracker, then SQL.
+/// The SHA-1 of no bytes, in base64: the only content an empty part may be signed for.
+fn empty_sha1() -> Sha1B64 {
+    Sha1B64::from_digest(&shardrop_engine::hashing::sha1(b""))
+}
+
+/// Gives an upload started as a single PUT (before every upload was multipart) a multipart
+/// upload of its own, so that its part URLs die with it like any other's.
+async fn to_multipart(state: &AppState, u: &UploadRow) -> Result<String, UploadError> {
+    let sid = state.store.create_multipart(&u.storage_key, &u.content_type).await?;
+    if repo::set_storage_upload(&state.db, &u.id, &sid).await? {
+        return Ok(sid);
+    }
+    let _ = state.store.abort(&u.storage_key, &sid).await; // another request was first
+    reload(state, &u.id).await?.storage_upload_id.ok_or(UploadError::NotFound)
+}
+
+/// Drops an upload this caller has moved to `aborting`: storage, tracker, then SQL. An
+/// upload that already has its file (a completer wrote the row and died before the state
+/// change) is not dropped but finished: its object belongs to the file now.
 pub async fn abort_claimed(state: &AppState, u: &UploadRow, reason: &str) -> Result<(), UploadError> {
+    if let Some(file) = files::repo::by_upload(&state.db, &u.id).await? {
+        tracing::warn!(upload = %u.id, file = %file.id, "an upload with a file row was left unfinished; finishing it");
+        repo::finish(&state.db, &u.id, COMPLETE, &file.id, now_ms()).await?;
+        return Err(UploadError::AlreadyComplete);
+    }
     drop_parts(state, u).await?;
     repo::delete(&state.db, &u.id).await?;
     state.metrics.uploads_aborted.with_label_values(&[reason]).inc();
@@ -465,7 +514,11 @@ pub async fn abort_claimed(state: &AppState, u: &UploadRow, reason: &str) -> Res
 async fn drop_parts(state: &AppState, u: &UploadRow) -> Result<(), UploadError> {
     match &u.storage_upload_id {
         Some(sid) => state.store.abort(&u.storage_key, sid).await?,
-        None => state.store.delete(&u.storage_key).await?,
+        // A single PUT's object, unless a file was made of it (never drop a file's bytes).
+        None if !files::repo::key_in_use(&state.db, &u.storage_key).await? => {
+            state.store.delete(&u.storage_key).await?
+        }
+        None => {}
     }
     if let Err(e) = state.tracker.forget(&u.id).await {
         tracing::warn!(upload = %u.id, error = %e, "tracker forget failed; its keys expire on their own");
@@ -557,6 +610,7 @@ fn file_of(u: &UploadRow, now: i64) -> FileRow {
         created_at: now,
         verified_at: None,
         probe: None,
+        verified_etag: None,
     }
 }
 

@@ -12,6 +12,27 @@ pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 /// 2^53 - 1: the largest whole number that a float, and so JavaScript, holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
+/// The Unicode bidirectional controls: the embeddings, overrides and isolates, and the
+/// implicit marks. Shown, they reorder the text around them, so `invoice\u{202E}fdp.exe`
+/// reads as `invoiceexe.pdf`. They are format characters, not control characters, so
+/// [`char::is_control`] lets them through. (The schema of `name` in `uploads/mod.rs`
+/// spells the same set.)
+pub const BIDI_CONTROLS: [char; 12] = [
+    '\u{061C}', // ARABIC LETTER MARK
+    '\u{200E}', // LEFT-TO-RIGHT MARK
+    '\u{200F}', // RIGHT-TO-LEFT MARK
+    '\u{202A}', // LEFT-TO-RIGHT EMBEDDING
+    '\u{202B}', // RIGHT-TO-LEFT EMBEDDING
+    '\u{202C}', // POP DIRECTIONAL FORMATTING
+    '\u{202D}', // LEFT-TO-RIGHT OVERRIDE
+    '\u{202E}', // RIGHT-TO-LEFT OVERRIDE
+    '\u{2066}', // LEFT-TO-RIGHT ISOLATE
+    '\u{2067}', // RIGHT-TO-LEFT ISOLATE
+    '\u{2068}', // FIRST STRONG ISOLATE
+    '\u{2069}', // POP DIRECTIONAL ISOLATE
+];
+
+/// A file's name: what its owner, and anyone they share it with, reads and trusts.
 pub fn name(name: &str) -> Result<(), UploadError> {
     if name.is_empty() {
         return Err(UploadError::InvalidName("must not be empty"));
@@ -21,6 +42,9 @@ pub fn name(name: &str) -> Result<(), UploadError> {
     }
     if name.chars().any(char::is_control) {
         return Err(UploadError::InvalidName("must not contain control characters"));
+    }
+    if let Some(c) = name.chars().find(|c| BIDI_CONTROLS.contains(c)) {
+        return Err(UploadError::BidiControlInName(c));
     }
     Ok(())
 }
@@ -78,6 +102,23 @@ mod tests {
         assert!(name("a\nb").is_err());
         assert!(name("a\0b").is_err());
         assert!(name(&"x".repeat(1025)).is_err());
+        // Right-to-left text itself is fine, and so are other invisible format characters.
+        assert!(name("\u{5E9}\u{5DC}\u{5D5}\u{5DD}.txt").is_ok());
+        assert!(name("a\u{200D}b\u{FEFF}.txt").is_ok());
+    }
+
+    #[test]
+    fn names_with_bidi_controls_are_refused_naming_the_character() {
+        let all = ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}').chain(['\u{200E}', '\u{200F}', '\u{061C}']);
+        for c in all {
+            let e = name(&format!("invoice{c}fdp.exe")).unwrap_err();
+            assert!(matches!(e, UploadError::BidiControlInName(found) if found == c), "{c:?}: {e:?}");
+            assert!(e.to_string().contains(&format!("U+{:04X}", u32::from(c))), "{e}");
+        }
+        assert_eq!(
+            name("invoice\u{202E}fdp.exe").unwrap_err().to_string(),
+            "name: must not contain the bidirectional control U+202E (it reorders how the name reads)"
+        );
     }
 
     #[test]
@@ -131,8 +172,9 @@ mod tests {
 
         proptest! {
             #[test]
-            fn name_is_refused_exactly_when_the_rule_says(s in "\\PC{0,40}|[\\x00-\\x20a-z/]{0,10}|.{1020,1030}") {
-                let ok = !s.is_empty() && s.len() <= 1024 && !s.chars().any(char::is_control);
+            fn name_is_refused_exactly_when_the_rule_says(s in "\\PC{0,40}|[\\x00-\\x20a-z/]{0,10}|.{1020,1030}|[a-z.\\x{061B}-\\x{061D}\\x{200B}-\\x{2070}]{1,10}") {
+                let refused = |c: char| c.is_control() || BIDI_CONTROLS.contains(&c);
+                let ok = !s.is_empty() && s.len() <= 1024 && !s.chars().any(refused);
                 prop_assert_eq!(name(&s).is_ok(), ok);
             }
 

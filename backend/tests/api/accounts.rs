@@ -1,5 +1,6 @@
 //! Accounts: sign-up, sign-in and out, tokens that expire, closed sign-up with accounts made
-//! on the server, the sign-up and login rate limit, and the per-user quota.
+//! on the server, the sign-up and login rate limit, the bound on password hashing, signing
+//! out everywhere, changing the password, and the per-user quota.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use shardrop_backend::app::Application;
+use shardrop_backend::auth::repo::{self, NewSession};
 
 use crate::support::*;
 
@@ -223,3 +225,163 @@ async fn quota_is_checked_at_start_and_completion(backend: Backend) {
 }
 
 on_both_backends!(quota_is_checked_at_start_and_completion);
+
+/// The password `spawn_app`'s users sign up with (`TestApp::as_new_user`).
+const PASSWORD: &str = "correct horse battery";
+
+/// `n` logins of `app`'s user at once: (status, `Retry-After`, body) of each.
+async fn burst_of_logins(app: &TestApp, n: usize) -> Vec<(u16, Option<u64>, Value)> {
+    let creds = json!({"username": app.username, "password": PASSWORD});
+    let logins = (0..n).map(|_| async {
+        let r = app.client.post(app.url("/sessions")).json(&creds).send().await.unwrap();
+        let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap());
+        (r.status().as_u16(), retry, r.json().await.unwrap_or(Value::Null))
+    });
+    futures_util::future::join_all(logins).await
+}
+
+/// Argon2 costs 19 MiB and a core per hash, so a replica runs only so many at once
+/// (`auth.hash_concurrency`) with a few more waiting (`auth.hash_queue`): past that, a burst
+/// of logins is told `503 auth-busy` with `Retry-After` at once, and never gets a 500. With
+/// the default bound the same burst all signs in.
+async fn a_burst_of_logins_past_the_hashing_bound_is_told_to_retry(backend: Backend) {
+    let (mut s, dir) = settings(backend).await;
+    s.auth.hash_concurrency = 1;
+    s.auth.hash_queue = 1;
+    let tight = spawn_with(s, dir).await;
+    let answers = burst_of_logins(&tight, 20).await;
+    let signed_in = answers.iter().filter(|(status, ..)| *status == 201).count();
+    let busy: Vec<_> = answers.iter().filter(|(status, ..)| *status == 503).collect();
+    assert_eq!(signed_in + busy.len(), 20, "only 201 or 503: {answers:?}");
+    assert!(signed_in >= 1 && !busy.is_empty(), "{signed_in} signed in, {} busy", busy.len());
+    for (_, retry, body) in busy {
+        assert_eq!(body["code"], "auth-busy", "{body}");
+        assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "retry-after {retry:?}");
+    }
+    // The bound passes: the next login gets in.
+    assert_eq!(burst_of_logins(&tight, 1).await[0].0, 201);
+
+    let roomy = spawn_app(backend).await;
+    let answers = burst_of_logins(&roomy, 20).await;
+    assert!(answers.iter().all(|(status, ..)| *status == 201), "{answers:?}");
+}
+
+on_both_backends!(a_burst_of_logins_past_the_hashing_bound_is_told_to_retry);
+
+/// A password change ends every session of the account, the caller's too, and answers a new
+/// one; other accounts' sessions go on. The old password stops working, the new one works.
+/// A wrong current password (`403`, not a `401`: the token is fine) or a new one too weak for
+/// sign-up changes nothing.
+async fn changing_the_password_ends_every_session_of_the_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let other = app.as_new_user().await;
+    let (_, second) = post_anon(&app, "/sessions", json!({"username": app.username, "password": PASSWORD})).await;
+    let second = bearer_client(second["token"].as_str().unwrap());
+    let change = |body: Value| app.call(Method::PUT, "/users/me/password", Some(body));
+    for (body, status, code) in [
+        (json!({"current_password": "not it at all", "new_password": "a new password"}), 403, "wrong-password"),
+        (json!({"current_password": PASSWORD, "new_password": "short"}), 422, "invalid-password"),
+        (json!({"current_password": PASSWORD, "new_password": "x".repeat(1025)}), 422, "invalid-password"),
+        (json!({"current_password": PASSWORD}), 422, "invalid-field"),
+    ] {
+        let (s, v) = change(body.clone()).await;
+        assert_eq!((s, v["code"].as_str()), (status, Some(code)), "{body}: {v}");
+    }
+    let anonymous = app
+        .client
+        .put(app.url("/users/me/password"))
+        .json(&json!({"current_password": PASSWORD, "new_password": "a new password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(app.get("/users/me").await.0, 200, "a refused change ends nothing");
+    assert_eq!(me(&second, &app).await.0, 200);
+
+    let (user_id, old_hash): (String, String) =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
+            .bind(&app.username)
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    let (status, session) = change(json!({"current_password": PASSWORD, "new_password": "a new password"})).await;
+    assert_eq!(status, 200, "{session}");
+    // A login that checked the old password while the change ran gets no session.
+    let late = NewSession { id: "se_late", user_id: &user_id, token_hash: "late", now: 0, expires_at: i64::MAX };
+    assert!(!repo::insert_session(&app.state.db, &late, &old_hash).await.unwrap());
+    assert_eq!(session["user"]["username"], json!(app.username));
+    let fresh = bearer_client(session["token"].as_str().unwrap());
+    assert_eq!(me(&fresh, &app).await.0, 200, "the answer is a working session");
+    for old in [&app.api, &second] {
+        let (status, v) = me(old, &app).await;
+        assert_eq!((status, v["code"].as_str()), (401, Some("unauthorized")), "every earlier token ends");
+    }
+    assert_eq!(other.get("/users/me").await.0, 200, "another account's session goes on");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
+        .bind(&user_id)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "only the new session");
+    let (status, v) = post_anon(&app, "/sessions", json!({"username": app.username, "password": PASSWORD})).await;
+    assert_eq!((status, v["code"].as_str()), (401, Some("invalid-credentials")), "the old password: {v}");
+    let (status, v) =
+        post_anon(&app, "/sessions", json!({"username": app.username, "password": "a new password"})).await;
+    assert_eq!(status, 201, "the new password: {v}");
+    // The old password is no longer the current one either.
+    let again = fresh
+        .put(app.url("/users/me/password"))
+        .json(&json!({"current_password": PASSWORD, "new_password": "a third password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 403);
+
+    let (_, doc) = app.get("/openapi.json").await;
+    let declared = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"].as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(
+        declared("/api/v1/users/me/password", "put"),
+        ["200", "400", "401", "403", "413", "415", "422", "429", "503"]
+    );
+}
+
+on_both_backends!(changing_the_password_ends_every_session_of_the_account);
+
+/// `DELETE /sessions` ends every session of the caller's account (this one included), and no
+/// other account's; the password still signs in. `DELETE /sessions/current` still ends one.
+async fn signing_out_everywhere_ends_every_session_of_the_caller_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let other = app.as_new_user().await;
+    let creds = json!({"username": app.username, "password": PASSWORD});
+    let (_, second) = post_anon(&app, "/sessions", creds.clone()).await;
+    let second = bearer_client(second["token"].as_str().unwrap());
+    let r = app.client.delete(app.url("/sessions")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "it needs a token");
+
+    let r = second.delete(app.url("/sessions")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    for old in [&app.api, &second] {
+        let (status, v) = me(old, &app).await;
+        assert_eq!((status, v["code"].as_str()), (401, Some("unauthorized")));
+    }
+    assert_eq!(second.delete(app.url("/sessions")).send().await.unwrap().status(), 401, "nor a dead one");
+    assert_eq!(other.get("/users/me").await.0, 200, "another account's session goes on");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
+        .bind(other.get("/users/me").await.1["user_id"].as_str().unwrap())
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    let (status, session) = post_anon(&app, "/sessions", creds).await;
+    assert_eq!(status, 201, "the password still signs in: {session}");
+    assert_eq!(me(&bearer_client(session["token"].as_str().unwrap()), &app).await.0, 200);
+    // One route, two methods: another is a 405 that names them.
+    let r = app.client.get(app.url("/sessions")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST, DELETE");
+}
+
+on_both_backends!(signing_out_everywhere_ends_every_session_of_the_caller_only);

@@ -13,6 +13,8 @@ mod support;
 mod accounts;
 mod completion;
 mod errors;
+mod hardening;
+mod integrity;
 mod isolation;
 mod large;
 mod limits;

@@ -155,6 +155,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_with(s, dir).await
 }
 
+/// An app whose uploads may be linked to other users' content (`dedup.scope = all`).
+pub async fn spawn_sharing_app(backend: Backend) -> TestApp {
+    let (mut s, dir) = settings(backend).await;
+    s.dedup.scope = shardrop_backend::config::DedupScope::All;
+    spawn_with(s, dir).await
+}
+
 pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     static LOGS: OnceLock<()> = OnceLock::new();
     LOGS.get_or_init(|| {

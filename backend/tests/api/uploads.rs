@@ -181,7 +181,7 @@ async fn resume_by_name_size_and_mtime(backend: Backend) {
 }
 
 async fn instant_upload_of_verified_content(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_sharing_app(backend).await;
     let parts = three_parts(5);
     let whole = parts.concat();
     let sha = sha1_hex(&whole);
@@ -267,7 +267,7 @@ async fn prove(app: &TestApp, upload: &serde_json::Value, bytes: &[u8]) -> serde
 /// A claimed hash alone never grants stored content: without the bytes the proof fails,
 /// nothing is linked, the challenge is used up, and the upload stays an ordinary one.
 async fn claiming_a_stored_hash_without_the_bytes_gets_nothing(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_sharing_app(backend).await;
     let parts = three_parts(8);
     let whole = parts.concat();
     let sha = sha1_hex(&whole);
@@ -310,7 +310,7 @@ async fn claiming_a_stored_hash_without_the_bytes_gets_nothing(backend: Backend)
 }
 
 async fn wrong_claimed_sha1_never_becomes_a_dedup_target(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_sharing_app(backend).await;
     let parts = three_parts(6);
     let lie = sha1_hex(b"some other content");
     let size: usize = parts.iter().map(Vec::len).sum();

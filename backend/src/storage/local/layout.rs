@@ -76,6 +76,13 @@ impl Layout {
     }
 }
 
+/// The key an object folder's name encodes (the inverse of [`Layout::object_dir`]).
+pub fn key_of(name: &std::ffi::OsStr) -> Option<String> {
+    let name = name.to_str()?;
+    let key = percent_encoding::percent_decode_str(name).decode_utf8().ok()?.into_owned();
+    check_key(&key).ok().map(|()| key)
+}
+
 /// Where a part lives inside an upload's or object's folder.
 pub fn part_path(dir: &Path, number: u32, sha1_hex: &str) -> PathBuf {
     dir.join(number_dir(number)).join(sha1_hex)

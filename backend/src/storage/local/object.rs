@@ -21,7 +21,8 @@ use crate::storage::{StorageError, StoredPart};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub key: String,
-    /// The multipart upload it was composed from; `None` for a single PUT.
+    /// The multipart upload it was composed from; `None` for a single PUT (made before
+    /// every upload was multipart; such URLs are refused now).
     pub upload: Option<String>,
     pub content_type: String,
     pub size: u64,
@@ -55,6 +56,20 @@ fn unquote(etag: &str) -> &str {
 impl StoredObject {
     pub fn size(&self) -> u64 {
         self.manifest.size
+    }
+
+    /// The object's ETag, S3's multipart form: a digest of its parts' SHA-1s and their
+    /// count. Another composition (other parts, or the same key written again) changes it.
+    pub fn etag(&self) -> String {
+        let mut h = <sha1::Sha1 as sha1::Digest>::new();
+        for p in &self.manifest.parts {
+            sha1::Digest::update(&mut h, p.sha1.as_bytes());
+            sha1::Digest::update(&mut h, b"\n");
+        }
+        if let Some(upload) = &self.manifest.upload {
+            sha1::Digest::update(&mut h, upload.as_bytes());
+        }
+        format!("\"{}-{}\"", hex::encode(sha1::Digest::finalize(h)), self.manifest.parts.len())
     }
 
     /// Whether this object is exactly what completing `upload` with `parts` would give.

@@ -22,7 +22,8 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remov
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartQuery {
     pub key: String,
-    /// Absent for a single PUT of a whole object.
+    /// Absent for a single PUT of a whole object: such a URL is refused (every upload is
+    /// multipart, so its URLs die with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<String>,
     pub part: u32,

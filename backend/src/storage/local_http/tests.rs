@@ -36,7 +36,8 @@ fn path_of(url: &str) -> &str {
     url.strip_prefix(ORIGIN).unwrap()
 }
 
-async fn sign(store: &LocalStore, key: &str, upload: Option<&str>, number: u32, bytes: &[u8]) -> SignedRequest {
+async fn sign(store: &LocalStore, key: &str, upload: &str, number: u32, bytes: &[u8]) -> SignedRequest {
+    let upload = Some(upload);
     let sha1 = Sha1B64::from_digest(&sha1(bytes));
     let target = PartTarget {
         key,
@@ -76,7 +77,7 @@ macro_rules! upload_parts {
         let upload = $store.create_multipart($key, "text/plain").await.unwrap();
         let mut etags = Vec::new();
         for (bytes, number) in PARTS.iter().zip(1..) {
-            let signed = sign(&$store, $key, Some(&upload), number, bytes).await;
+            let signed = sign(&$store, $key, &upload, number, bytes).await;
             let resp = test::call_service(&$app, put(&signed, bytes).to_request()).await;
             assert_eq!(resp.status(), StatusCode::OK);
             assert_eq!(resp.headers().get(CHECKSUM_HEADER).unwrap(), signed.headers[CHECKSUM_HEADER].as_str());
@@ -156,8 +157,7 @@ async fn a_re_put_replaces_the_part() {
     let app = app!(store);
     let upload = store.create_multipart("k", "text/plain").await.unwrap();
     for bytes in [&b"first"[..], b"again"] {
-        let resp =
-            test::call_service(&app, put(&sign(&store, "k", Some(&upload), 1, bytes).await, bytes).to_request()).await;
+        let resp = test::call_service(&app, put(&sign(&store, "k", &upload, 1, bytes).await, bytes).to_request()).await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
     let listed = store.list_parts("k", &upload).await.unwrap();
@@ -170,7 +170,7 @@ async fn wrong_bytes_are_refused_and_nothing_is_kept() {
     let (dir, store) = new_store().await;
     let app = app!(store);
     let upload = store.create_multipart("k", "text/plain").await.unwrap();
-    let signed = sign(&store, "k", Some(&upload), 1, b"hello").await;
+    let signed = sign(&store, "k", &upload, 1, b"hello").await;
 
     let resp = test::call_service(&app, put(&signed, b"hellO").to_request()).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
@@ -198,7 +198,7 @@ async fn wrong_bytes_are_refused_and_nothing_is_kept() {
 async fn short_and_broken_bodies_are_refused() {
     let (_dir, store) = new_store().await;
     let upload = store.create_multipart("k", "text/plain").await.unwrap();
-    let signed = sign(&store, "k", Some(&upload), 1, b"hello").await;
+    let signed = sign(&store, "k", &upload, 1, b"hello").await;
     let query: PartQuery =
         web::Query::<PartQuery>::from_query(signed.url.split_once('?').unwrap().1).unwrap().into_inner();
     let grant = store.verify_part(query).unwrap();
@@ -214,7 +214,7 @@ async fn expired_and_tampered_urls_are_refused() {
     let (_dir, store) = new_store().await;
     let app = app!(store);
     let upload = store.create_multipart("k", "text/plain").await.unwrap();
-    let signed = sign(&store, "k", Some(&upload), 1, b"hello").await;
+    let signed = sign(&store, "k", &upload, 1, b"hello").await;
 
     let mut query: PartQuery =
         web::Query::<PartQuery>::from_query(signed.url.split_once('?').unwrap().1).unwrap().into_inner();
@@ -274,17 +274,43 @@ async fn ranges_are_served_from_the_parts_they_cover() {
 }
 
 #[actix_web::test]
-async fn single_puts_make_objects_at_once_even_empty_ones() {
+async fn one_part_uploads_make_objects_even_empty_ones_and_their_urls_die_with_them() {
     let (_dir, store) = new_store().await;
     let app = app!(store);
     for (key, bytes) in [("one", &b"whole file"[..]), ("empty", b"")] {
-        let signed = sign(&store, key, None, 1, bytes).await;
-        assert!(!signed.url.contains("upload="));
+        let upload = store.create_multipart(key, "text/plain").await.unwrap();
+        let signed = sign(&store, key, &upload, 1, bytes).await;
         let resp = test::call_service(&app, put(&signed, bytes).to_request()).await;
         assert_eq!(resp.status(), StatusCode::OK, "{key}");
+        let parts = store.list_parts(key, &upload).await.unwrap();
+        store.complete(key, &upload, &parts).await.unwrap();
         assert_eq!(store.head(key).await.unwrap(), Some(bytes.len() as u64));
         assert_eq!(read_all(&store, key).await, bytes);
+        // Still within its lifetime, the URL cannot write to the completed object.
+        let etag = store.stat(key).await.unwrap().unwrap().etag;
+        let resp = test::call_service(&app, put(&signed, bytes).to_request()).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{key}");
+        assert_eq!(error_code(&test::read_body(resp).await), "upload-not-found");
+        assert_eq!(store.stat(key).await.unwrap().unwrap().etag, etag);
     }
+    // A single-PUT URL (signed before every upload was multipart) writes nothing.
+    let sha1 = Sha1B64::from_digest(&sha1(b"other"));
+    let mut query = crate::storage::local::PartQuery {
+        key: "one".into(),
+        upload: None,
+        part: 1,
+        size: 5,
+        sha1: sha1.as_str().into(),
+        content_type: "text/plain".into(),
+        expires: chrono::Utc::now().timestamp() + 60,
+        sig: String::new(),
+    };
+    store.signer().sign_part(&mut query);
+    let url = query.to_url(&format!("{ORIGIN}{PARTS_PATH}"));
+    let req = TestRequest::put().uri(path_of(&url)).insert_header((CHECKSUM_HEADER, sha1.as_str()));
+    let resp = test::call_service(&app, req.set_payload(&b"other"[..]).to_request()).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(read_all(&store, "one").await, b"whole file");
     let url = download_url(&store, "empty").await;
     let resp = test::call_service(&app, TestRequest::get().uri(&url).to_request()).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -302,7 +328,7 @@ async fn abort_removes_the_upload_and_its_parts() {
     let (dir, store) = new_store().await;
     let app = app!(store);
     let upload = store.create_multipart("k", "text/plain").await.unwrap();
-    let signed = sign(&store, "k", Some(&upload), 1, b"hello").await;
+    let signed = sign(&store, "k", &upload, 1, b"hello").await;
     assert_eq!(test::call_service(&app, put(&signed, b"hello").to_request()).await.status(), StatusCode::OK);
     store.abort("k", &upload).await.unwrap();
     store.abort("k", &upload).await.unwrap();
@@ -361,4 +387,51 @@ fn range_headers_parse_like_http_says() {
     for (header, size, want) in cases {
         assert_eq!(parse_range(header, size), want, "{header} of {size}");
     }
+}
+
+type BoxedBody = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, PayloadError>>>>;
+
+/// A PUT whose body stops coming is given up after the body timeout: `408 body-timeout`,
+/// the connection closed, and nothing kept (not even in `tmp/`).
+#[actix_web::test]
+async fn a_silent_body_is_cut_off_and_leaves_nothing() {
+    let (dir, store) = new_store().await;
+    let timeout = web::Data::new(BodyTimeout(Some(Duration::from_millis(100))));
+    let app = test::init_service(App::new().app_data(store.clone()).app_data(timeout).configure(configure)).await;
+    let upload = store.create_multipart("k", "text/plain").await.unwrap();
+    let signed = sign(&store, "k", &upload, 1, b"hello").await;
+    let stalled =
+        futures_util::stream::once(async { Ok(Bytes::from_static(b"he")) }).chain(futures_util::stream::pending());
+    let body: BoxedBody = Box::pin(stalled);
+    let (req, _) = put(&signed, b"").insert_header((CONTENT_LENGTH, 5)).to_request().replace_payload(body.into());
+    let resp = tokio::time::timeout(Duration::from_secs(5), test::call_service(&app, req)).await.expect("an answer");
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(resp.response().head().connection_type(), actix_web::http::ConnectionType::Close);
+    assert_eq!(error_code(&test::read_body(resp).await), "body-timeout");
+    assert!(store.list_parts("k", &upload).await.unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(dir.path().join("objects/tmp")).unwrap().count(), 0, "no litter");
+}
+
+/// The limit is on silence, not on the whole body: a slow but steady sender gets through.
+#[actix_web::test]
+async fn a_slow_but_steady_body_is_not_cut_off() {
+    let (_dir, store) = new_store().await;
+    let upload = store.create_multipart("k", "text/plain").await.unwrap();
+    let signed = sign(&store, "k", &upload, 1, b"hello").await;
+    let query = web::Query::<PartQuery>::from_query(signed.url.split_once('?').unwrap().1).unwrap().into_inner();
+    let grant = store.verify_part(query).unwrap();
+    let steady = futures_util::stream::iter([&b"he"[..], b"l", b"lo"]).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        Ok(Bytes::from_static(chunk))
+    });
+    let (body, idled) = idle_limited(Box::pin(steady), BodyTimeout(Some(Duration::from_millis(100))));
+    store.put_part(&grant, body).await.unwrap();
+    assert!(!idled.load(Ordering::Relaxed));
+    assert_eq!(store.list_parts("k", &upload).await.unwrap().len(), 1);
+
+    let silent = futures_util::stream::pending::<Result<Bytes, PayloadError>>();
+    let (body, idled) = idle_limited(silent, BodyTimeout(Some(Duration::from_millis(50))));
+    assert!(matches!(store.put_part(&grant, body).await, Err(LocalError::IncompleteBody(_))));
+    assert!(idled.load(Ordering::Relaxed));
+    assert_eq!(BodyTimeout::from_secs(0), BodyTimeout(None), "0 turns the limit off");
 }
