@@ -11,8 +11,10 @@ CREATE TABLE part_claims (
 -- another upload to a file's object first checks the object still has this ETag.
 ALTER TABLE files ADD COLUMN verified_etag TEXT;
 -- Files verified before the ETag was recorded may already have been swapped (the hole this
--- closes): they are verified again, from their stored bytes, before they are dedup targets.
-UPDATE files SET status = 'pending', verify_queued_at = NULL WHERE status = 'verified';
+-- closes: a second single-PUT URL) and are verified again, from their stored bytes, before
+-- they are dedup targets. Only a file of at most 5 GiB, S3's largest single PUT, can have
+-- been a single PUT.
+UPDATE files SET status = 'pending', verify_queued_at = NULL WHERE status = 'verified' AND size <= 5368709120;
 -- Claims of stored content, one per user and content: the same user asking again gets the
 -- same challenge until it is answered or expires; a failed proof is final for a while; the
 -- rows of the last hour bound how often a user may claim others' content.
@@ -29,6 +31,12 @@ CREATE TABLE dedup_claims (
     failed_at        BIGINT,
     PRIMARY KEY (user_id, sha1, size)
 );
-CREATE INDEX dedup_claims_user_idx ON dedup_claims (user_id, created_at);
+-- Each look at other users' content (a claim or a probe, hit or miss) in the last hour:
+-- `dedup.claims_per_hour` bounds them per user, so the existence oracle cannot be swept.
+CREATE TABLE dedup_attempts (
+    user_id TEXT NOT NULL,
+    at      BIGINT NOT NULL
+);
+CREATE INDEX dedup_attempts_user_idx ON dedup_attempts (user_id, at);
 -- The orphan sweep asks, per stored object, whether any row accounts for it.
 CREATE INDEX uploads_key_idx ON uploads (storage_key);

@@ -206,8 +206,9 @@ pub enum DedupScope {
 pub struct DedupSettings {
     /// Whose stored content an upload may be linked to.
     pub scope: DedupScope,
-    /// Claims of other users' content (challenges drawn) one user may make per hour; past
-    /// it, a claim gets no challenge and the file is sent as usual. 0: none at all.
+    /// Looks at other users' content (a claim or a probe of content the user does not hold,
+    /// hit or miss) one user may make per hour; past it, a claim gets no challenge and no
+    /// probe hint, and the file is sent as usual. 0: none at all.
     pub claims_per_hour: u32,
     /// How long a drawn challenge stays the same for the same user and content: asking
     /// again meanwhile gets the very same byte range.
@@ -343,8 +344,9 @@ impl Default for DedupSettings {
         Self {
             // Privacy first: cross-user linking is an operator's informed choice.
             scope: DedupScope::User,
-            // A person re-uploading a folder of shared files is far below; a prober is cut off.
-            claims_per_hour: 60,
+            // Each look counts, hit or miss, so a drop of many files spends it: past it they are
+            // simply sent. A prober testing candidates gets 600 an hour, not millions.
+            claims_per_hour: 600,
             challenge_ttl_secs: 3600,
             fail_lockout_secs: 24 * 3600,
         }

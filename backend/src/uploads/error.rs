@@ -47,7 +47,7 @@ pub enum UploadError {
     Sha1Conflict,
     #[error("part {number} was already signed for other bytes (another SHA-1); a part's content cannot change: start a new upload if the file changed")]
     PartSha1Conflict { number: u32 },
-    #[error("part {number} is empty: its sha1 must be the SHA-1 of no bytes (2jmj7l5rSw0yVb/vlWAYkK/YBwk=)")]
+    #[error("part {number} is empty: its sha1 must be the SHA-1 of no bytes (2jmj7l5rSw0yVb/vlWAYkK/YBwk=), and its md5, if given, the MD5 of no bytes (1B2M2Y8AsgTpgAmY7PhCfg==)")]
     EmptyPartSha1 { number: u32 },
     #[error("this upload has no challenge to answer (none was asked, or it was answered already)")]
     NoChallenge,

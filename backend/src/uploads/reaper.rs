@@ -65,7 +65,10 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Sweep> {
                 Ok(()) => done.aborted += 1,
                 // Its completer wrote the file and died: finished now, kept until forgotten.
                 Err(UploadError::AlreadyComplete) => {}
-                Err(e) => return Err(anyhow::anyhow!("{e}")),
+                // One upload the storage cannot drop now must not stop the rest of the sweep.
+                Err(e) => {
+                    tracing::warn!(upload = %u.id, error = %e, "could not abort an idle upload; next sweep retries")
+                }
             }
         }
         if !full || Instant::now() >= deadline {
@@ -94,8 +97,12 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Sweep> {
 /// for and that are older than the upload TTL; answers how many went.
 pub async fn sweep_orphans(state: &AppState) -> anyhow::Result<usize> {
     let old_before = chrono::Utc::now() - chrono::Duration::milliseconds(state.ttl_ms());
+    let deadline = Instant::now() + Duration::from_secs(state.settings.reaper.max_sweep_secs);
     let mut deleted = 0;
     for object in state.store.list_objects(OBJECTS_PREFIX).await? {
+        if Instant::now() >= deadline {
+            break; // the next sweep goes on
+        }
         if object.modified >= old_before {
             continue;
         }
@@ -117,7 +124,8 @@ pub fn spawn(state: actix_web::web::Data<AppState>, interval: Duration) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let orphan_every = Duration::from_secs(state.settings.reaper.orphan_interval_secs);
-        let mut orphans_swept: Option<Instant> = None;
+        // Not at start-up: replicas restarted together would all list the bucket at once.
+        let mut orphans_swept = Some(Instant::now());
         loop {
             tick.tick().await;
             match sweep(&state).await {

@@ -205,6 +205,12 @@ pub async fn prove(state: &AppState, user: &User, id: &str, answer: &str) -> Res
     if !dedup::intact(state, &file).await? {
         return Err(UploadError::NoChallenge); // its object changed: no dedup target
     }
+    // The user's claim of this content gets one answer, whichever of their uploads gives it.
+    let owner = u.user_id.as_deref().unwrap_or_default();
+    let content = file.sha1.as_deref().unwrap_or_default();
+    if !dedup::take(state, owner, content, u.size, nonce).await? {
+        return Err(UploadError::NoChallenge);
+    }
     let mut range = state
         .store
         .read_range(&file.storage_key, u64::try_from(offset).unwrap_or(0), u64::try_from(length).unwrap_or(0))
@@ -215,9 +221,9 @@ pub async fn prove(state: &AppState, user: &User, id: &str, answer: &str) -> Res
         hasher.update(&chunk?);
     }
     let right = Sha1Hex::from_digest(&hasher.finalize().into()) == answer;
-    let owner = u.user_id.as_deref().unwrap_or_default();
-    dedup::answered(&state.db, owner, file.sha1.as_deref().unwrap_or_default(), u.size, right).await?;
-    if !right {
+    if right {
+        dedup::passed(&state.db, owner, content, u.size).await?;
+    } else {
         state.metrics.challenges_failed.inc();
         tracing::warn!(upload = %id, file = %file.id, "proof of possession failed");
         return Err(UploadError::ChallengeFailed);
@@ -298,11 +304,12 @@ pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -
                 return Err(UploadError::InvalidPartSize { number: p.number, expected, got: p.size });
             }
             let sha1 = Sha1B64::parse(&p.sha1)?;
-            // An empty length is not signed into an S3 URL: the digest of nothing pins it.
-            if p.size == 0 && sha1 != empty_sha1() {
+            let md5 = p.md5.as_deref().map(Md5B64::parse).transpose().map_err(UploadError::InvalidMd5)?;
+            // An empty length is not signed into an S3 URL: the digests of nothing pin it
+            // (the SHA-1 where the storage checks that, the MD5 where it checks only that).
+            if p.size == 0 && (sha1 != empty_sha1() || md5.as_ref().is_some_and(|m| *m != empty_md5())) {
                 return Err(UploadError::EmptyPartSha1 { number: p.number });
             }
-            let md5 = p.md5.as_deref().map(Md5B64::parse).transpose().map_err(UploadError::InvalidMd5)?;
             if md5.is_none() && md5_required {
                 return Err(UploadError::Md5Required { number: p.number });
             }
@@ -485,6 +492,11 @@ fn empty_sha1() -> Sha1B64 {
     Sha1B64::from_digest(&shardrop_engine::hashing::sha1(b""))
 }
 
+/// The MD5 of no bytes, in base64.
+fn empty_md5() -> Md5B64 {
+    Md5B64::from_digest(&shardrop_engine::hashing::md5(b""))
+}
+
 /// Gives an upload started as a single PUT (before every upload was multipart) a multipart
 /// upload of its own, so that its part URLs die with it like any other's.
 async fn to_multipart(state: &AppState, u: &UploadRow) -> Result<String, UploadError> {
@@ -502,7 +514,12 @@ async fn to_multipart(state: &AppState, u: &UploadRow) -> Result<String, UploadE
 pub async fn abort_claimed(state: &AppState, u: &UploadRow, reason: &str) -> Result<(), UploadError> {
     if let Some(file) = files::repo::by_upload(&state.db, &u.id).await? {
         tracing::warn!(upload = %u.id, file = %file.id, "an upload with a file row was left unfinished; finishing it");
-        repo::finish(&state.db, &u.id, COMPLETE, &file.id, now_ms()).await?;
+        // A link to other content (instant) still has its own parts to drop.
+        let linked = file.storage_key != u.storage_key;
+        if linked {
+            drop_parts(state, u).await?;
+        }
+        repo::finish(&state.db, &u.id, if linked { INSTANT } else { COMPLETE }, &file.id, now_ms()).await?;
         return Err(UploadError::AlreadyComplete);
     }
     drop_parts(state, u).await?;

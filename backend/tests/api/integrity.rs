@@ -19,6 +19,7 @@ on_both_backends!(
     an_object_written_after_verification_is_no_dedup_target,
     orphans_are_swept_and_files_kept,
     the_same_claim_gets_the_same_challenge_and_a_failure_locks_it,
+    a_challenge_left_to_expire_is_not_drawn_again,
     claims_of_others_content_are_rate_limited,
     with_the_default_scope_nobody_learns_of_others_content,
     parallel_starts_cannot_pass_the_quota,
@@ -148,6 +149,11 @@ async fn an_empty_part_is_signed_only_for_no_bytes(backend: Backend) {
     body["parts"][0]["sha1"] = json!(sha1_b64(b"a megabyte of something else"));
     let (status, e) = app.post(&format!("/uploads/{up}/parts/sign"), body).await;
     assert_eq!((status, e["code"].as_str()), (422, Some("invalid-empty-part")), "{e}");
+    // Where the storage checks only Content-MD5 (Ceph RGW), the MD5 of no bytes pins it.
+    let mut body = sign_body(&app, 1, b"");
+    body["parts"][0]["md5"] = json!(base64_md5(b"a megabyte of something else"));
+    let (status, e) = app.post(&format!("/uploads/{up}/parts/sign"), body).await;
+    assert_eq!((status, e["code"].as_str()), (422, Some("invalid-empty-part")), "{e}");
     let (status, signed) = sign(&app, &up, 1, b"").await;
     assert_eq!(status, 200);
     let (status, etag) = put_signed(&app.client, &signed, Vec::new()).await;
@@ -248,33 +254,60 @@ async fn the_same_claim_gets_the_same_challenge_and_a_failure_locks_it(backend: 
     assert_eq!((status, e["code"].as_str()), (403, Some("challenge-failed")), "{e}");
     // Locked: no challenge for this content, in any upload, and the open ones lost theirs
     // for good once answered.
+    // The same challenge on another upload takes no second answer.
     let (_, v) = claimant.call(reqwest::Method::PATCH, &format!("/uploads/{later}"), Some(json!({"sha1": sha}))).await;
+    assert!(v["challenge"].is_object(), "the challenge set before the failure stays on its upload: {v}");
     let (status, e) =
         claimant.post(&format!("/uploads/{later}/proof"), json!({"sha1": sha1_hex(b"second guess")})).await;
-    assert!(v["challenge"].is_object(), "the challenge set before the failure stays on its upload: {v}");
-    assert_eq!((status, e["code"].as_str()), (403, Some("challenge-failed")));
+    assert_eq!((status, e["code"].as_str()), (409, Some("no-challenge")), "{e}");
     let v = claim(&claimant, &sha, SIZE).await;
     assert_eq!((&v["state"], &v["challenge"]), (&json!("uploading"), &json!(null)), "{v}");
     assert_eq!(owner.metric("shardrop_dedup_refusals_total{reason=\"locked\"}").await, 2);
 }
 
-/// A user may draw at most `dedup.claims_per_hour` challenges for other users' content.
+/// Waiting out a challenge does not redraw it: an expired one locks like a failed one.
+async fn a_challenge_left_to_expire_is_not_drawn_again(backend: Backend) {
+    let (mut s, dir) = settings(backend).await;
+    s.dedup.scope = DedupScope::All;
+    s.dedup.challenge_ttl_secs = 1;
+    let owner = spawn_with(s, dir).await;
+    let sha = stored(&owner, "p.bin", &part_bytes(30, SIZE)).await;
+    let claimant = owner.as_new_user().await;
+    let first = claim(&claimant, &sha, SIZE).await;
+    assert!(first["challenge"].is_object(), "{first}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(claim(&claimant, &sha, SIZE).await["challenge"], json!(null), "redrawn after expiry");
+    let path = format!("/uploads/{}/proof", upload_id(&first));
+    let (status, e) = claimant.post(&path, json!({"sha1": sha1_hex(b"late")})).await;
+    assert_eq!((status, e["code"].as_str()), (409, Some("no-challenge")), "an expired challenge takes no answer: {e}");
+}
+
+/// Each look at other users' content, hit or miss, claim or probe, counts against
+/// `dedup.claims_per_hour`: misses are what an oracle is made of.
 async fn claims_of_others_content_are_rate_limited(backend: Backend) {
     let (mut s, dir) = settings(backend).await;
     s.dedup.scope = DedupScope::All;
-    s.dedup.claims_per_hour = 2;
+    s.dedup.claims_per_hour = 4;
     let owner = spawn_with(s, dir).await;
-    let mut hashes = Vec::new();
+    let (mut hashes, mut contents) = (Vec::new(), Vec::new());
     for i in 0..3 {
-        hashes.push(stored(&owner, &format!("{i}.bin"), &part_bytes(10 + i, 5000)).await);
+        contents.push(part_bytes(10 + i, 5000));
+        hashes.push(stored(&owner, &format!("{i}.bin"), &contents[i as usize]).await);
     }
     let prober = owner.as_new_user().await;
     assert!(claim(&prober, &hashes[0], 5000).await["challenge"].is_object());
+    assert_eq!(claim(&prober, &sha1_hex(b"a guess"), 5000).await["challenge"], json!(null), "a miss");
+    let probe = shardrop_engine::probe::of(&contents[1]);
+    let (_, v) = prober.post("/uploads", json!({"name": "p", "size": 5000, "probe": probe})).await;
+    assert_eq!(v["dedup_candidate"], true, "{v}");
     assert!(claim(&prober, &hashes[1], 5000).await["challenge"].is_object());
-    // Asking again for a claim already drawn is not a new claim.
+    // Asking again for a claim already drawn is not a new look.
     assert!(claim(&prober, &hashes[0], 5000).await["challenge"].is_object());
     assert_eq!(claim(&prober, &hashes[2], 5000).await["challenge"], json!(null), "past the rate");
-    assert_eq!(owner.metric("shardrop_dedup_refusals_total{reason=\"rate\"}").await, 1);
+    let probe = shardrop_engine::probe::of(&contents[2]);
+    let (_, v) = prober.post("/uploads", json!({"name": "p", "size": 5000, "probe": probe})).await;
+    assert_eq!(v["dedup_candidate"], false, "no hint past the rate: {v}");
+    assert_eq!(owner.metric("shardrop_dedup_refusals_total{reason=\"rate\"}").await, 2);
     // Another user has a rate of their own; the owner's own content never counts.
     assert!(claim(&owner.as_new_user().await, &hashes[2], 5000).await["challenge"].is_object());
     assert_eq!(claim(&owner, &hashes[2], 5000).await["state"], "instant");
