@@ -1,0 +1,105 @@
+//! `POST /uploads`: a new upload, or the open one of the same file to resume. The part plan,
+//! the storage's multipart upload, the row (inside the quota, atomically), the tracker, and
+//! what a claimed SHA-1 or probe already gets.
+
+use super::*;
+
+/// What `POST /uploads` answers.
+pub enum Created {
+    /// A new upload (201).
+    New(UploadView),
+    /// An open upload of the same file, to resume (200).
+    Resumed(UploadView),
+}
+
+pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<Created, UploadError> {
+    validate::name(&req.name)?;
+    let content_type = validate::content_type(req.content_type.as_deref())?;
+    let sha1 = req.sha1.as_deref().map(Sha1Hex::parse).transpose()?;
+    let probe = req.probe.as_deref().map(Sha1Hex::parse).transpose().map_err(UploadError::InvalidProbe)?;
+    let max = state.settings.uploads.max_file_size;
+    if req.size > max {
+        return Err(UploadError::FileTooLarge { size: req.size, max });
+    }
+    let size = i64::try_from(req.size).map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
+    let now = now_ms();
+    if let Some(last_modified) = req.last_modified {
+        let alive_since = now - state.ttl_ms();
+        if let Some(u) = repo::find_resumable(&state.db, &user.id, &req.name, size, last_modified, alive_since).await? {
+            // Same name, size and time but another claimed content: not the same file.
+            let same = match &sha1 {
+                Some(sha1) => repo::set_sha1(&state.db, &u.id, sha1.as_str()).await?,
+                None => true,
+            };
+            if same {
+                if let Some(sha1) = &sha1 {
+                    dedup(state, &u, sha1).await?;
+                }
+                let mut v = view(state, reload(state, &u.id).await?).await?;
+                v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
+                return Ok(Created::Resumed(v));
+            }
+        }
+    }
+    let plan = Plan::new(req.size, state.settings.uploads.part_size)
+        .map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
+    quota::check_start(state, &user.id, size).await?;
+    let id = new_id("up");
+    let key = format!("objects/{id}");
+    // Multipart even for one part: an UploadPart URL dies with its upload, a signed
+    // PutObject would not. The empty file is the exception (see `storage::PartTarget`).
+    let storage_upload_id = match plan.size {
+        0 => None,
+        _ => Some(state.store.create_multipart(&key, &content_type).await?),
+    };
+    let row = UploadRow {
+        id: id.clone(),
+        name: req.name,
+        size,
+        content_type,
+        last_modified: req.last_modified,
+        sha1: sha1.map(|s| s.as_str().to_owned()),
+        part_size: i64::try_from(plan.part_size).unwrap_or(i64::MAX),
+        part_count: i64::from(plan.part_count),
+        storage_key: key,
+        storage_upload_id,
+        state: UPLOADING.into(),
+        file_id: None,
+        created_at: now,
+        updated_at: now,
+        challenge_file: None,
+        challenge_offset: None,
+        challenge_length: None,
+        challenge_nonce: None,
+        user_id: Some(user.id.clone()),
+    };
+    let inserted = repo::insert_within_quota(&state.db, &row, quota::limit(state)).await;
+    if !matches!(inserted, Ok(None)) {
+        // Leave nothing behind in storage for a row that was never written.
+        if let Some(sid) = &row.storage_upload_id {
+            let _ = state.store.abort(&row.storage_key, sid).await;
+        }
+    }
+    if let Some(used) = inserted? {
+        state.metrics.quota_refusals.inc();
+        return Err(quota::exceeded(used, size, quota::limit(state).unwrap_or(0)));
+    }
+    // A tracker that is down now is rebuilt from storage later; the upload stands.
+    if let Err(e) = state.tracker.open(&id, state.ttl()).await {
+        tracing::warn!(upload = %id, error = %e, "tracker open failed; it will be rebuilt from storage");
+    }
+    state.metrics.uploads_started.inc();
+    let row = match &row.sha1 {
+        Some(sha1) => {
+            dedup(state, &row, &Sha1Hex::parse(sha1)?).await?;
+            reload(state, &row.id).await?
+        }
+        None => row,
+    };
+    let mut v = match row.state.as_str() {
+        UPLOADING => view_with_parts(state, &row, Vec::new()).await?,
+        _ => view(state, row).await?, // instant: the owner's own content, linked at once
+    };
+    v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
+    Ok(Created::New(v))
+}
