@@ -34,6 +34,8 @@ CREATE TABLE dedup_claims (
 -- Each look at other users' content (a claim or a probe, hit or miss) in the last hour:
 -- `dedup.claims_per_hour` bounds them per user, so the existence oracle cannot be swept.
 CREATE TABLE dedup_attempts (
+    -- Random: a look that finds the hour full takes its own row back out.
+    id      TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
     at      BIGINT NOT NULL
 );

@@ -124,26 +124,30 @@ async fn live_file(state: &AppState, sha1: &Sha1Hex, size: i64) -> Result<Option
 }
 
 /// Counts one look at other users' content against the user's `dedup.claims_per_hour`;
-/// false (and nothing counted) when none is left this hour.
+/// false (and nothing counted) when none is left this hour. The look is written first and
+/// counted after, so looks sent side by side can never all fit: each sees the others.
 async fn charge(state: &AppState, user: &str, now: i64) -> Result<bool, sqlx::Error> {
     sqlx::query("DELETE FROM dedup_attempts WHERE user_id = $1 AND at < $2")
         .bind(user)
         .bind(now - HOUR_MS)
         .execute(&state.db)
         .await?;
-    let (recent,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dedup_attempts WHERE user_id = $1")
-        .bind(user)
-        .fetch_one(&state.db)
-        .await?;
-    if recent >= i64::from(state.settings.dedup.claims_per_hour) {
-        state.metrics.dedup_refusals.with_label_values(&["rate"]).inc();
-        return Ok(false);
-    }
-    sqlx::query("INSERT INTO dedup_attempts (user_id, at) VALUES ($1, $2)")
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    sqlx::query("INSERT INTO dedup_attempts (id, user_id, at) VALUES ($1, $2, $3)")
+        .bind(&id)
         .bind(user)
         .bind(now)
         .execute(&state.db)
         .await?;
+    let (looks,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dedup_attempts WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&state.db)
+        .await?;
+    if looks > i64::from(state.settings.dedup.claims_per_hour) {
+        sqlx::query("DELETE FROM dedup_attempts WHERE id = $1").bind(&id).execute(&state.db).await?;
+        state.metrics.dedup_refusals.with_label_values(&["rate"]).inc();
+        return Ok(false);
+    }
     Ok(true)
 }
 

@@ -308,6 +308,22 @@ async fn claims_of_others_content_are_rate_limited(backend: Backend) {
     let (_, v) = prober.post("/uploads", json!({"name": "p", "size": 5000, "probe": probe})).await;
     assert_eq!(v["dedup_candidate"], false, "no hint past the rate: {v}");
     assert_eq!(owner.metric("shardrop_dedup_refusals_total{reason=\"rate\"}").await, 2);
+    // Looks sent side by side cannot all fit.
+    let racer = owner.as_new_user().await;
+    let looks = (0..12).map(|i| {
+        let racer = racer.clone();
+        async move { claim(&racer, &sha1_hex(format!("guess {i}").as_bytes()), 5000).await }
+    });
+    futures_util::future::join_all(looks).await;
+    let (counted,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM dedup_attempts WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+    )
+    .bind(&racer.username)
+    .fetch_one(&owner.state.db)
+    .await
+    .unwrap();
+    assert!(counted <= 4, "{counted} looks counted past a rate of 4");
+    assert_eq!(claim(&racer, &hashes[0], 5000).await["challenge"], json!(null), "the racer's hour is spent");
     // Another user has a rate of their own; the owner's own content never counts.
     assert!(claim(&owner.as_new_user().await, &hashes[2], 5000).await["challenge"].is_object());
     assert_eq!(claim(&owner, &hashes[2], 5000).await["state"], "instant");
