@@ -44,17 +44,6 @@ pub fn limit(state: &AppState) -> Option<i64> {
     (q > 0).then(|| i64::try_from(q).unwrap_or(i64::MAX))
 }
 
-/// Refuses a new upload of `size` bytes that would take the user past the quota.
-pub async fn check_start(state: &AppState, user_id: &str, size: i64) -> Result<(), UploadError> {
-    let Some(quota) = limit(state) else { return Ok(()) };
-    let used = used_bytes(&state.db, user_id).await?;
-    if used.saturating_add(size) > quota {
-        state.metrics.quota_refusals.inc();
-        return Err(exceeded(used, size, quota));
-    }
-    Ok(())
-}
-
 pub fn exceeded(used: i64, size: i64, quota: i64) -> UploadError {
     let u = |n: i64| u64::try_from(n).unwrap_or(0);
     UploadError::QuotaExceeded { used: u(used), size: u(size), quota: u(quota) }

@@ -43,7 +43,6 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
     }
     let plan = Plan::new(req.size, state.settings.uploads.part_size)
         .map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
-    quota::check_start(state, &user.id, size).await?;
     let id = new_id("up");
     let key = format!("objects/{id}");
     // Multipart even for one part: an UploadPart URL dies with its upload, a signed
