@@ -12,17 +12,16 @@
 // `eval "$(infra/garage/dev.sh start --export)"`). Writes bench/results/dedup.json.
 
 import "./deps.mjs";
-const { MIB, makeFile, openPage, sleep, tempDir } = await import("../tests/e2e/harness.mjs");
-const { command, countPartPuts, machine, stats, uploadBench, waitQuiet, writeResult } = await import("./lib.mjs");
+import { MIB, sleep, tempDir } from "../tests/lib/shardrop.mjs";
+const { makeFile, openPage } = await import("../tests/e2e/harness.mjs");
+const { ARGS, STORAGE: storage, countPartPuts, stats, uploadBench, waitQuiet, writeResult } = await import("./lib.mjs");
 
-const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
-const mib = Number(args[0] ?? 1024);
-const rounds = Number(args[1] ?? 3);
-const storage = process.argv.includes("--garage") ? "s3" : "local";
+const mib = Number(ARGS[0] ?? 1024);
+const rounds = Number(ARGS[1] ?? 3);
 // Tier the wasm up in each fresh worker before timing anything in it.
 const WARMUP = 32 * MIB;
 
-const { waited, server, chromium } = await uploadBench("dedup", storage, { SHARDROP__DEDUP__SCOPE: "all" }); // the other-user rows need it
+const { waited, server, chromium, head, close } = await uploadBench("dedup", storage, { SHARDROP__DEDUP__SCOPE: "all" }); // the other-user rows need it
 try {
   const file = await makeFile(tempDir("shardrop-bench-"), "dedup-bench.bin", mib * MIB);
   const owner = await server.user();
@@ -118,10 +117,7 @@ try {
   writeResult("dedup", {
     what: "P6: a duplicate of a stored, verified file: part bytes sent and time from upload() to done, next to hashing the file alone with the engine's own whole-file loop (sha1_file: 8 MiB parts, the next read while one is hashed) in the same worker",
     target: "0 part bytes; <= 1.1x hashing time",
-    command: command(),
-    storage: storage === "s3" ? `S3 at ${process.env.SHARDROP_TEST_S3_ENDPOINT}` : "embedded local store",
-    machine: await machine(chromium),
-    waited_for_quiet_s: waited,
+    ...(await head()),
     file_bytes: file.size,
     rounds,
     warmup_bytes_per_worker: WARMUP,
@@ -132,6 +128,5 @@ try {
     runs,
   });
 } finally {
-  await chromium.close();
-  await server.stop();
+  await close();
 }

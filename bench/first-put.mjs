@@ -13,16 +13,15 @@
 // Writes bench/results/first-put.json.
 
 import "./deps.mjs";
-const { MIB, makeFile, openPage, sleep, tempDir } = await import("../tests/e2e/harness.mjs");
-const { command, countPartPuts, machine, stats, uploadBench, waitQuiet, writeResult } = await import("./lib.mjs");
+import { MIB, sleep, tempDir } from "../tests/lib/shardrop.mjs";
+const { makeFile, openPage } = await import("../tests/e2e/harness.mjs");
+const { ARGS, STORAGE: storage, countPartPuts, stats, uploadBench, waitQuiet, writeResult } = await import("./lib.mjs");
 
-const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
-const mib = Number(args[0] ?? 1024);
-const rounds = Number(args[1] ?? 5);
-const storage = process.argv.includes("--garage") ? "s3" : "local";
+const mib = Number(ARGS[0] ?? 1024);
+const rounds = Number(ARGS[1] ?? 5);
 const TARGET_MS = 300;
 
-const { waited, server, chromium } = await uploadBench("first-put", storage);
+const { waited, server, chromium, head, close } = await uploadBench("first-put", storage);
 try {
   const file = await makeFile(tempDir("shardrop-bench-"), "first-put-bench.bin", mib * MIB);
   const { token } = await server.user();
@@ -89,10 +88,7 @@ try {
   writeResult("first-put", {
     what: "P7: time from upload() to the first part PUT on a file new to the server",
     target: `<= ${TARGET_MS} ms`,
-    command: command(),
-    storage: storage === "s3" ? `S3 at ${process.env.SHARDROP_TEST_S3_ENDPOINT}` : "embedded local store",
-    machine: await machine(chromium),
-    waited_for_quiet_s: waited,
+    ...(await head()),
     file_bytes: file.size,
     rounds,
     warm: summary(runs.warm),
@@ -100,6 +96,5 @@ try {
     runs,
   });
 } finally {
-  await chromium.close();
-  await server.stop();
+  await close();
 }

@@ -1,14 +1,25 @@
-// What every benchmark here shares: waiting for a quiet machine (this one is shared with
-// the test suite), the facts of the machine a figure was measured on, the exact command,
-// and medians with their spread. Figures are only comparable inside one run.
+// What every benchmark here shares: its command line, waiting for a quiet machine (this one
+// is shared with the test suite), the facts of the machine a figure was measured on, the
+// exact command, and medians with their spread. Figures are only comparable inside one run.
+// The server, its API and the median come from tests/lib/shardrop.mjs, the browser from
+// tests/e2e/harness.mjs (which needs playwright-core: import this after ./deps.mjs).
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join, relative } from "node:path";
 
-import { ROOT, Server, browser, sleep } from "../tests/e2e/harness.mjs";
+import { browser } from "../tests/e2e/harness.mjs";
+import { ROOT, Server, median, sleep } from "../tests/lib/shardrop.mjs";
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
+
+/** The words of the command line that are not --flags (a size, a number of rounds, ...). */
+export const ARGS = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+export const flag = (f) => process.argv.includes(f);
+/** Where an upload benchmark stores: --garage, the S3 server of SHARDROP_TEST_S3_*; else the embedded store. */
+export const STORAGE = flag("--garage") ? "s3" : "local";
+/** The storage, as a result file names it. */
+export const storageLabel = (storage) => (storage === "s3" ? `S3 at ${process.env.SHARDROP_TEST_S3_ENDPOINT}` : "embedded local store");
 
 /** Polls every 30 s until neither the test suite nor cargo runs; answers the seconds waited. */
 export async function waitQuiet(label = "") {
@@ -65,16 +76,10 @@ export function command() {
   return ["node", script, ...process.argv.slice(2)].join(" ");
 }
 
-export const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 /** Median, min, max and the range as a share of the median, of a list of numbers. */
 export function stats(xs) {
   const med = median(xs);
-  const r = (x) => Math.round(x * 100) / 100;
+  const r = (x) => (x === null ? null : Math.round(x * 100) / 100);
   return {
     n: xs.length,
     median: r(med),
@@ -127,12 +132,24 @@ export function countPartPuts(page) {
 
 /**
  * Once the machine is quiet: a `shardrop serve` serving bench/upload-page (the package's
- * worker plus a hash command), and Chromium. `waited` starts the list of seconds waited.
+ * worker plus a hash command), and Chromium. `waited` starts the list of seconds waited;
+ * `head()` answers the fields a result opens with after what it is (the command, the
+ * storage, the machine, the waits); `close()` stops the browser and the server.
  */
 export async function uploadBench(label, storage, env = {}) {
   const waited = [await waitQuiet(label)];
   const server = new Server({ storage, env });
   cpSync(join(ROOT, "bench", "upload-page"), server.web, { recursive: true });
   await server.start();
-  return { waited, server, chromium: await browser() };
+  const chromium = await browser();
+  return {
+    waited,
+    server,
+    chromium,
+    head: async () => ({ command: command(), storage: storageLabel(storage), machine: await machine(chromium), waited_for_quiet_s: waited }),
+    close: async () => {
+      await chromium.close();
+      await server.stop();
+    },
+  };
 }

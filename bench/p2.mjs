@@ -42,13 +42,24 @@
 // Needs target/release/shardrop, web-wasm/pkg, Garage (~/.cache/shardrop/tools/bin/garage;
 // infra/garage/dev.sh start is run here), /usr/bin/chromium (npm packages: bench/deps.mjs installs them).
 // Writes bench/results/p2.json.
+//
+// Why one file of some 600 lines: it is one run, read top to bottom. Garage, the throttling
+// proxy, Uppy's signer, the file, the Uppy bundle and the Chromium whose CPU is counted are
+// set up once at the top, and the three contenders, the rounds and the summary all use them
+// (the S3 clients, the bucket, the part size, the concurrency). Split by contender, every
+// module would take all of that as arguments and one measurement would be read across four
+// files. What other benchmarks share lives apart: the server and its API in
+// tests/lib/shardrop.mjs, /proc in bench/proc.mjs, the page and the proxy in bench/p2-page/.
 
 import "./deps.mjs";
 import { execFileSync, fork } from "node:child_process";
-import { cpSync, createReadStream, existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { cpSync, createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import http from "node:http";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+
+import { BIN, MIB, ROOT, Server, sleep, tempDir } from "../tests/lib/shardrop.mjs";
+import { HZ, processTable, readProc, treeTicks, waitIdle } from "./proc.mjs";
 
 const {
   AbortMultipartUploadCommand,
@@ -65,17 +76,15 @@ const {
 const { getSignedUrl } = await import("@aws-sdk/s3-request-presigner");
 const esbuild = await import("esbuild");
 
-const { MIB, ROOT, Server, browser, makeFile, openPage, sleep, tempDir } = await import("../tests/e2e/harness.mjs");
+const { browser, makeFile, openPage } = await import("../tests/e2e/harness.mjs");
 const { startGarage } = await import("./control/lib.mjs");
-const { command, machine, stats, waitQuiet, writeResult } = await import("./lib.mjs");
+const { ARGS, command, machine, stats, waitQuiet, writeResult } = await import("./lib.mjs");
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
-const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
-const mib = Number(args[0] ?? (SMOKE ? 64 : 1024));
-const rounds = Number(args[1] ?? (SMOKE ? 1 : 3));
+const mib = Number(ARGS[0] ?? (SMOKE ? 64 : 1024));
+const rounds = Number(ARGS[1] ?? (SMOKE ? 1 : 3));
 const RATE = 125_000_000; // bytes per second: 1 Gbit/s
 const GIB = 2 ** 30;
-const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
 const HERE = join(ROOT, "bench");
 const PKG = join(ROOT, "web-wasm", "pkg");
 const CONTENDERS = ["engine", "uppy", "native"];
@@ -83,83 +92,30 @@ const SETTINGS = ["throttled", "loopback"];
 const log = (...a) => console.error(`# [${new Date().toISOString().slice(11, 19)}]`, ...a);
 
 for (const [what, path] of [
-  ["the release backend (cargo build --release --bin shardrop)", process.env.SHARDROP_BIN ?? join(ROOT, "target/release/shardrop")],
+  ["the release backend (cargo build --release --bin shardrop)", BIN],
   ["the engine's package (web-wasm/build.sh)", join(PKG, "index.js")],
   ["Chromium", process.env.CHROMIUM ?? "/usr/bin/chromium"],
 ]) {
   if (!existsSync(path)) throw new Error(`${path} is missing: ${what}`);
 }
 
-// ---- CPU time from /proc ---------------------------------------------------------------
-
-/** pid → {ppid, own: utime+stime, children: cutime+cstime} of every process, in ticks. */
-function processes() {
-  const m = new Map();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = readFileSync(`/proc/${d}/stat`, "utf8");
-      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-      m.set(Number(d), { ppid: Number(f[1]), own: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) });
-    } catch {}
-  }
-  return m;
-}
-
-/**
- * Ticks of a process and all its descendants, with the reaped children's time (cutime,
- * cstime) of each: a difference of two readings is the tree's CPU time in between, also
- * of processes that started and ended in between (their parent reaps them).
- */
-function treeTicks(procs, root) {
-  let sum = 0;
-  const stack = [root];
-  const kids = new Map();
-  for (const [pid, p] of procs) {
-    if (!kids.has(p.ppid)) kids.set(p.ppid, []);
-    kids.get(p.ppid).push(pid);
-  }
-  while (stack.length) {
-    const pid = stack.pop();
-    const p = procs.get(pid);
-    if (!p) continue;
-    sum += p.own + p.children;
-    stack.push(...(kids.get(pid) ?? []));
-  }
-  return sum;
-}
-
-function ownTicks(procs, pid) {
-  const p = procs.get(pid);
-  return p ? p.own : 0;
-}
+// ---- CPU time from /proc (bench/proc.mjs) ----------------------------------------------
 
 /** A CPU reading of everything P2 runs; `cpuSince(reading)` gives seconds since it. */
 function cpuReading(pids) {
-  const procs = processes();
+  const procs = processTable();
+  const own = (pid) => (procs.get(pid)?.own ?? 0) / HZ;
   const u = process.cpuUsage();
   return {
     chromium: treeTicks(procs, pids.chromium) / HZ,
-    garage: ownTicks(procs, pids.garage) / HZ,
-    backend: pids.backend ? ownTicks(procs, pids.backend) / HZ : 0,
-    proxy: ownTicks(procs, pids.proxy) / HZ,
+    garage: own(pids.garage),
+    backend: pids.backend ? own(pids.backend) : 0,
+    proxy: own(pids.proxy),
     node: (u.user + u.system) / 1e6,
   };
 }
 const cpuSince = (a, b) => Object.fromEntries(Object.keys(a).map((k) => [k, r3(b[k] - a[k])]));
 const r3 = (x) => Math.round(x * 1000) / 1000;
-
-/** Waits until none of `pids` uses 5% of a core over 500 ms (at most `maxMs`). */
-async function waitIdle(pids, maxMs = 60_000) {
-  const t0 = Date.now();
-  for (;;) {
-    const a = processes();
-    await sleep(500);
-    const b = processes();
-    const busy = pids.filter((pid) => a.get(pid) && b.get(pid) && (b.get(pid).own - a.get(pid).own) / HZ / 0.5 >= 0.05);
-    if (!busy.length || Date.now() - t0 > maxMs) return Date.now() - t0;
-  }
-}
 
 // ---- Garage, the proxy, the signer ----------------------------------------------------
 
@@ -364,14 +320,8 @@ const CONCURRENCY = Number(concurrencyMatch[1]);
 log(`making a ${mib} MiB file`);
 const file = await makeFile(work, "p2-bench.bin", mib * MIB);
 const chromium = await browser();
-const cmdline = (pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8");
-  } catch {
-    return "";
-  }
-};
-const chromiumPid = [...processes()].find(([pid, p]) => p.ppid === process.pid && cmdline(pid).includes("chrom"))?.[0];
+const cmdline = (pid) => readProc(pid, "cmdline") ?? "";
+const chromiumPid = [...processTable()].find(([pid, p]) => p.ppid === process.pid && cmdline(pid).includes("chrom"))?.[0];
 if (!chromiumPid) throw new Error("could not find Chromium's browser process among this process's children");
 const machineStart = await machine(chromium);
 const runs = [];
@@ -415,7 +365,7 @@ async function askPartSize(server) {
  * idle, the CPU reading and the proxy's counters start, `upload` runs, and both are read.
  */
 async function timed(pids, upload) {
-  await waitIdle([pids.garage, pids.backend]);
+  await waitIdle([pids.garage, pids.backend], { maxMs: 60_000 });
   const before = cpuReading(pids);
   await proxyStats(true);
   const r = await upload();
@@ -638,7 +588,7 @@ try {
     concurrency: CONCURRENCY,
     versions: {
       // The engine and backend change often: when were the ones measured built?
-      shardrop_binary_mtime: statSync(process.env.SHARDROP_BIN ?? join(ROOT, "target/release/shardrop")).mtime.toISOString(),
+      shardrop_binary_mtime: statSync(BIN).mtime.toISOString(),
       engine_wasm_mtime: statSync(join(PKG, "shardrop_engine_bg.wasm")).mtime.toISOString(),
       "@uppy/core": pkgVersion("@uppy/core"),
       "@uppy/aws-s3": pkgVersion("@uppy/aws-s3"),

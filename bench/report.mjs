@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { ROOT } from "../tests/e2e/harness.mjs";
+import { ROOT } from "../tests/lib/shardrop.mjs";
 
 const dir = join(ROOT, "bench", "results");
 const load = (n) => (existsSync(join(dir, `${n}.json`)) ? JSON.parse(readFileSync(join(dir, `${n}.json`), "utf8")) : null);

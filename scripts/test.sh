@@ -6,8 +6,9 @@
 # docs walk-through against a real `shardrop serve`, a schemathesis fuzz of the API against
 # its OpenAPI document (scripts/fuzz-api.sh), and the browser and fault tests
 # (headless Chromium driving the wasm engine and the page; the page's screenshots land in
-# tests/artifacts/ and docs/screenshot.png; tests/e2e/cluster.test.mjs runs a 3-replica,
-# 3-Garage-node cluster from infra/local/ and writes tests/artifacts/cluster-faults.json).
+# tests/artifacts/, which git ignores: the README's docs/screenshot.png changes only through
+# scripts/screenshot.sh; tests/e2e/cluster.test.mjs runs a 3-replica, 3-Garage-node cluster
+# from infra/local/ and writes tests/artifacts/cluster-faults.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

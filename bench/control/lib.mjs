@@ -1,20 +1,23 @@
 // Shared pieces of p3.mjs and p4.mjs: dependencies, waiting for a quiet machine, Garage,
-// PostgreSQL, starting and stopping `shardrop serve` and Companion, small statistics.
-// Only Node built-ins are imported here, so it works before `npm ci` has run.
+// PostgreSQL, the production-like `shardrop serve` and Companion, small statistics. The
+// server itself, its API and the median are tests/lib/shardrop.mjs's; /proc is ../proc.mjs.
+// Only Node built-ins are imported here (and there), so it works before `npm ci` has run.
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { BIN, MIB, Server, freePort, median, sleep } from "../../tests/lib/shardrop.mjs";
+import { waitIdle as waitIdleOf } from "../proc.mjs";
+
+export { MIB, median, sleep };
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(HERE, "../..");
 export const RESULTS = path.join(REPO, "bench/results");
-export const SHARDROP_BIN = process.env.SHARDROP_BIN || path.join(REPO, "target/release/shardrop");
-export const MIB = 1024 * 1024;
+export const SHARDROP_BIN = BIN;
 
 export const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Installs the pinned packages (package-lock.json) when node_modules is missing. */
 export function ensureDeps() {
@@ -173,32 +176,8 @@ export function startGarage() {
 
 // ---- CPU of a process (for waiting until background work has settled) ----------------
 
-function cpuTicks(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
-  } catch {
-    return null;
-  }
-}
-
-/** Waits until each pid uses under `pct`% of one core over 500 ms (at most `maxMs`). */
-export async function waitIdle(pids, { pct = 5, maxMs = 120_000 } = {}) {
-  const hz = 100;
-  const start = Date.now();
-  for (;;) {
-    const a = pids.map(cpuTicks);
-    await sleep(500);
-    const b = pids.map(cpuTicks);
-    const busy = pids.filter((_, i) => a[i] != null && b[i] != null && ((b[i] - a[i]) / hz / 0.5) * 100 >= pct);
-    if (busy.length === 0) return Date.now() - start;
-    if (Date.now() - start > maxMs) {
-      log(`waitIdle: pids ${busy.join(",")} still busy after ${maxMs} ms; going on`);
-      return Date.now() - start;
-    }
-  }
-}
+/** Waits until each pid uses under `pct`% of one core over 500 ms (at most `maxMs`, then says so). */
+export const waitIdle = (pids, { pct = 5, maxMs = 120_000 } = {}) => waitIdleOf(pids, { pct, maxMs, log });
 
 // ---- PostgreSQL ---------------------------------------------------------------------
 
@@ -220,18 +199,6 @@ export function sql(url, query) {
 }
 
 // ---- processes ------------------------------------------------------------------------
-
-export async function freePort() {
-  const net = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 const children = new Set();
 function track(child, name) {
@@ -277,38 +244,39 @@ async function waitHttp(url, child, name, timeoutMs = 60_000, anyStatus = false)
 }
 
 /**
- * `shardrop serve` in the production-like setup: PostgreSQL, Redis tracker, Garage (S3).
- * Default worker count (one per core), logging at warn, the sign rate limit off.
+ * `shardrop serve` in the production-like setup: PostgreSQL, Redis tracker, Garage (S3,
+ * objects under `prefix`, none by default). Default worker count (one per core), logging
+ * at warn, the sign rate limit off, 5 MiB parts; `extraEnv` on top. Its data and its log go
+ * to `work`/shardrop and `work`/shardrop.log; it is up once /readyz answers. Answers
+ * `{server, child, base, port}`; stopChild(child) or stopAll() stops it.
  */
-export async function startShardrop({ s3, dbUrl, dataDir, redisPrefix, extraEnv = {}, logFile }) {
-  const port = await freePort();
-  fs.mkdirSync(dataDir, { recursive: true });
-  const env = {
-    ...process.env,
-    SHARDROP_LISTEN: `127.0.0.1:${port}`,
-    SHARDROP_DATA_DIR: dataDir,
-    SHARDROP_LOG: "warn",
-    SHARDROP__DATABASE__URL: dbUrl,
-    SHARDROP__TRACKER__KIND: "redis",
-    SHARDROP__TRACKER__REDIS_URL: process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379",
-    SHARDROP__TRACKER__PREFIX: redisPrefix,
-    SHARDROP__STORAGE__KIND: "s3",
-    SHARDROP__STORAGE__S3__ENDPOINT: s3.endpoint,
-    SHARDROP__STORAGE__S3__REGION: s3.region,
-    SHARDROP__STORAGE__S3__BUCKET: s3.bucket,
-    SHARDROP__STORAGE__S3__ACCESS_KEY_ID: s3.access_key_id,
-    SHARDROP__STORAGE__S3__SECRET_ACCESS_KEY: s3.secret_access_key,
-    SHARDROP__STORAGE__S3__PREFIX: "",
-    SHARDROP__HTTP__SIGN_RATE: "0",
-    SHARDROP__UPLOADS__PART_SIZE: String(5 * MIB),
-    ...extraEnv,
-  };
-  const out = fs.openSync(logFile, "a");
-  const child = track(spawn(SHARDROP_BIN, ["serve"], { env, stdio: ["ignore", out, out] }), "shardrop");
-  fs.closeSync(out);
-  const base = `http://127.0.0.1:${port}`;
-  await waitHttp(`${base}/readyz`, child, "shardrop serve");
-  return { child, base, api: `${base}/api/v1`, port };
+export async function startShardrop({ s3, dbUrl, work, redisPrefix, prefix = "", extraEnv = {} }) {
+  const server = new Server({
+    storage: "s3",
+    s3,
+    prefix,
+    web: null,
+    dataDir: path.join(work, "shardrop"),
+    log: path.join(work, "shardrop.log"),
+    ready: "/readyz",
+    readyTimeoutMs: 60_000,
+    env: {
+      SHARDROP_LOG: "warn",
+      SHARDROP__DATABASE__URL: dbUrl,
+      SHARDROP__TRACKER__KIND: "redis",
+      SHARDROP__TRACKER__REDIS_URL: process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379",
+      SHARDROP__TRACKER__PREFIX: redisPrefix,
+      SHARDROP__HTTP__SIGN_RATE: "0",
+      SHARDROP__UPLOADS__PART_SIZE: String(5 * MIB),
+      ...extraEnv,
+    },
+  });
+  try {
+    await server.start();
+  } finally {
+    if (server.proc) track(server.proc, "shardrop");
+  }
+  return { server, child: server.proc, base: server.origin, port: server.port };
 }
 
 export async function startCompanion({ s3, dir, logFile }) {
@@ -337,39 +305,8 @@ export async function startCompanion({ s3, dir, logFile }) {
   return { child, base, port };
 }
 
-// ---- the Shardrop API -----------------------------------------------------------------
-
-export async function call(base, method, route, { token, body } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const r = await fetch(`${base}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {}
-  return { status: r.status, json, text };
-}
-
-export async function signIn(api) {
-  const username = `bench-${process.pid}-${Date.now()}`;
-  const password = "bench password 1234";
-  let r = await call(api, "POST", "/users", { body: { username, password } });
-  if (r.status !== 201 && r.status !== 200) throw new Error(`POST /users: ${r.status} ${r.text}`);
-  r = await call(api, "POST", "/sessions", { body: { username, password } });
-  if (r.status !== 200 && r.status !== 201) throw new Error(`POST /sessions: ${r.status} ${r.text}`);
-  return r.json.token;
-}
-
 // ---- statistics ---------------------------------------------------------------------
 
-export function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  if (n === 0) return null;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 export function spread(xs) {
   const m = median(xs);
   const min = Math.min(...xs);

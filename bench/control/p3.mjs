@@ -16,6 +16,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { call, signUp } from "../../tests/lib/shardrop.mjs";
 import * as L from "./lib.mjs";
 
 L.ensureDeps();
@@ -86,21 +87,15 @@ async function main() {
   const machine = L.machineFacts();
   let shardrop, companion;
   try {
-    shardrop = await L.startShardrop({
-      s3,
-      dbUrl,
-      dataDir: path.join(work, "shardrop"),
-      redisPrefix,
-      logFile: path.join(work, "shardrop.log"),
-    });
+    shardrop = await L.startShardrop({ s3, dbUrl, work, redisPrefix });
     companion = await L.startCompanion({ s3, dir: path.join(work, "companion"), logFile: path.join(work, "companion.log") });
     L.log(`shardrop on ${shardrop.base} (pid ${shardrop.child.pid}), companion on ${companion.base} (pid ${companion.child.pid})`);
 
     // Shardrop: one user, UPLOADS uploads of 10,000 parts of 5 MiB each.
-    const token = await L.signIn(shardrop.api);
+    const { token } = await signUp(shardrop.base, { prefix: "bench" });
     const uploads = [];
     for (let i = 0; i < UPLOADS; i++) {
-      const r = await L.call(shardrop.api, "POST", "/uploads", {
+      const r = await call(shardrop.base, "POST", "/uploads", {
         token,
         body: { name: `p3-${i}.bin`, size: PARTS * PART_SIZE, content_type: "application/octet-stream" },
       });
@@ -120,7 +115,7 @@ async function main() {
       cUploads.push(j);
     }
     // Sanity: each route answers as expected once, and the Companion URL is a real presign.
-    const probe = await L.call(shardrop.api, "POST", `/uploads/${uploads[0]}/parts/sign`, {
+    const probe = await call(shardrop.base, "POST", `/uploads/${uploads[0]}/parts/sign`, {
       token,
       body: { parts: [{ number: 1, sha1: sha1b64, size: PART_SIZE }] },
     });
@@ -251,7 +246,7 @@ async function main() {
     };
     L.writeJson(process.env.BENCH_P3_OUT || "p3.json", result);
     // Leave nothing behind in storage: abort the uploads on both sides.
-    for (const id of uploads) await L.call(shardrop.api, "DELETE", `/uploads/${id}`, { token });
+    for (const id of uploads) await call(shardrop.base, "DELETE", `/uploads/${id}`, { token });
     for (const u of cUploads) await fetch(`${companion.base}/s3/multipart/${encodeURIComponent(u.uploadId)}?key=${encodeURIComponent(u.key)}`, { method: "DELETE" });
     succeeded = true;
   } finally {

@@ -16,6 +16,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { call, signUp } from "../../tests/lib/shardrop.mjs";
 import * as L from "./lib.mjs";
 
 L.ensureDeps();
@@ -104,14 +105,7 @@ async function main() {
   const redisPrefix = `shardrop-bench-p4-${process.pid}`;
   let shardrop;
   const start = async () => {
-    shardrop = await L.startShardrop({
-      s3,
-      dbUrl,
-      dataDir: path.join(work, "shardrop"),
-      redisPrefix,
-      logFile: path.join(work, "shardrop.log"),
-      extraEnv: { SHARDROP__STORAGE__S3__PART_CHECK: "sha1" },
-    });
+    shardrop = await L.startShardrop({ s3, dbUrl, work, redisPrefix, extraEnv: { SHARDROP__STORAGE__S3__PART_CHECK: "sha1" } });
     return shardrop;
   };
   const source = crypto.randomBytes(PART_SIZE);
@@ -120,7 +114,7 @@ async function main() {
   const leftovers = [];
   try {
     await start();
-    const token = await L.signIn(shardrop.api);
+    const { token } = await signUp(shardrop.base, { prefix: "bench" });
     await client.send(new S3.PutObjectCommand({ Bucket: s3.bucket, Key: sourceKey, Body: source }));
     let warmSteps = {};
     await warmUp();
@@ -163,7 +157,7 @@ async function main() {
 
     /** Shardrop's completing report for n parts (the other n-1 reported before). */
     async function shardropOwn(n, round) {
-      const r = await L.call(shardrop.api, "POST", "/uploads", {
+      const r = await call(shardrop.base, "POST", "/uploads", {
         token,
         body: { name: `p4-${n}-r${round}.bin`, size: n * PART_SIZE, content_type: "application/octet-stream" },
       });
@@ -173,14 +167,14 @@ async function main() {
       const t = performance.now();
       const parts = await fillParts(client, s3.bucket, key, uploadId, n, sourceKey, sourceSha1);
       await pool(parts.slice(0, n - 1), 8, async (p) => {
-        const a = await L.call(shardrop.api, "PUT", `/uploads/${id}/parts/${p.PartNumber}`, { token, body: { etag: p.ETag, sha1: sourceSha1 } });
+        const a = await call(shardrop.base, "PUT", `/uploads/${id}/parts/${p.PartNumber}`, { token, body: { etag: p.ETag, sha1: sourceSha1 } });
         if (a.status !== 200 || a.json.state !== "uploading") throw new Error(`report ${p.PartNumber}: ${a.status} ${a.text}`);
       });
       const setup = performance.now() - t;
       const last = parts[n - 1];
       await L.waitIdle([s3.pid, shardrop.child.pid]);
       const t0 = performance.now();
-      const a = await L.call(shardrop.api, "PUT", `/uploads/${id}/parts/${n}`, { token, body: { etag: last.ETag, sha1: sourceSha1 } });
+      const a = await call(shardrop.base, "PUT", `/uploads/${id}/parts/${n}`, { token, body: { etag: last.ETag, sha1: sourceSha1 } });
       const took = performance.now() - t0;
       if (a.status !== 200 || a.json.state !== "complete") throw new Error(`completing report: ${a.status} ${a.text}`);
       // Where the time went, from the server's own clock: its step sums now, less those of
@@ -189,7 +183,7 @@ async function main() {
       const steps_ms = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, L.r3(v - (warmSteps[k] ?? 0))]));
       const head = await client.send(new S3.HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
       if (head.ContentLength !== n * PART_SIZE) throw new Error(`composed object is ${head.ContentLength} bytes`);
-      const d = await L.call(shardrop.api, "DELETE", `/files/${a.json.file.file_id}`, { token });
+      const d = await call(shardrop.base, "DELETE", `/files/${a.json.file.file_id}`, { token });
       if (d.status !== 204) throw new Error(`delete file: ${d.status} ${d.text}`);
       // The verifier reads every completed object back (N x 5 MiB) in the background; a
       // fresh process drops that work so it cannot load the next measurement (the deleted
@@ -209,7 +203,7 @@ async function main() {
      */
     async function warmUp() {
       for (let i = 0; i < 2; i++) {
-        const r = await L.call(shardrop.api, "POST", "/uploads", {
+        const r = await call(shardrop.base, "POST", "/uploads", {
           token,
           body: { name: `p4-warm-${i}.bin`, size: 2 * PART_SIZE, content_type: "application/octet-stream" },
         });
@@ -218,9 +212,9 @@ async function main() {
         const [key, uploadId] = L.sql(dbUrl, `SELECT storage_key, storage_upload_id FROM uploads WHERE id = '${id}'`).split("\t");
         const parts = await fillParts(client, s3.bucket, key, uploadId, 2, sourceKey, sourceSha1);
         let a;
-        for (const p of parts) a = await L.call(shardrop.api, "PUT", `/uploads/${id}/parts/${p.PartNumber}`, { token, body: { etag: p.ETag, sha1: sourceSha1 } });
+        for (const p of parts) a = await call(shardrop.base, "PUT", `/uploads/${id}/parts/${p.PartNumber}`, { token, body: { etag: p.ETag, sha1: sourceSha1 } });
         if (a.status !== 200 || a.json.state !== "complete") throw new Error(`warm-up: ${a.status} ${a.text}`);
-        await L.call(shardrop.api, "DELETE", `/files/${a.json.file.file_id}`, { token });
+        await call(shardrop.base, "DELETE", `/files/${a.json.file.file_id}`, { token });
       }
       warmSteps = await stepSums();
     }

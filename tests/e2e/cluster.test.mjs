@@ -11,12 +11,13 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { MIB, ROOT, browser, finished, makeFile, openPage, sentAtLeast, signUp, sleep, startUpload, tempDir } from "./harness.mjs";
+import { MIB, ROOT, call, copyEnginePage, metric, request, signUp, sleep, tempDir } from "../lib/shardrop.mjs";
+import { browser, finished, makeFile, openPage, sentAtLeast, startUpload } from "./harness.mjs";
 
 const DIR = join(ROOT, "target", "cluster-test");
 const CLUSTER = join(ROOT, "infra", "local", "cluster.py");
@@ -37,8 +38,7 @@ before(async () => {
   cluster("destroy");
   // The replicas serve the engine's test page (and the package) for the browser case.
   const web = tempDir("shardrop-cluster-web-");
-  cpSync(join(ROOT, "tests", "e2e", "page"), web, { recursive: true });
-  cpSync(join(ROOT, "web-wasm", "pkg"), join(web, "pkg"), { recursive: true });
+  copyEnginePage(web);
   process.env.SHARDROP__WEB_DIR = web;
   process.env.SHARDROP__UPLOADS__TTL_SECS = String(TTL_SECS);
   process.env.SHARDROP__REAPER__INTERVAL_SECS = "1";
@@ -73,6 +73,16 @@ class Client {
     this.token = token;
     this.retries = 0;
     this.sent = 0;
+    // Network errors, 502/503/504 (a replica or node going away) and 429: sent again, up to
+    // 40 times, after a jittered backoff; each attempt has a minute.
+    this.retry = {
+      statuses: [429, 502, 503, 504],
+      attempts: 40,
+      network: 40,
+      timeoutMs: 60_000,
+      wait: (attempt) => Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2),
+      onRetry: () => this.retries++,
+    };
   }
 
   /** Headers of an API call: the bearer token, and the given ones. Never sent to the storage. */
@@ -80,38 +90,33 @@ class Client {
     return { ...extra, authorization: `Bearer ${this.token}` };
   }
 
-  /** fetch, retried on network errors, 502/503/504 (a replica or node going away) and 429. */
-  async fetch(url, init = {}, what = url) {
-    for (let attempt = 0; ; attempt++) {
-      let res;
-      try {
-        res = await fetch(url, { ...init, signal: AbortSignal.timeout(60_000) });
-        if (![429, 502, 503, 504].includes(res.status)) return res;
-        await res.arrayBuffer();
-      } catch (e) {
-        if (attempt >= 40) throw new Error(`${what}: ${e.message}`);
-      }
-      if (attempt >= 40) throw new Error(`${what}: answered ${res.status} ${attempt + 1} times`);
-      this.retries++;
-      await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2));
+  /** `send()` under the retry policy; still failing or refused after the last retry, it throws. */
+  async #retried(what, send) {
+    let answer;
+    try {
+      answer = await send();
+    } catch (e) {
+      throw new Error(`${what}: ${e.message}`);
     }
+    if (this.retry.statuses.includes(answer.status)) throw new Error(`${what}: answered ${answer.status} ${this.retry.attempts + 1} times`);
+    return answer;
   }
 
-  async api(method, path, body) {
-    const res = await this.fetch(
-      `${env.CLUSTER_API}/api/v1${path}`,
-      { method, headers: this.headers(body ? { "content-type": "application/json" } : {}), body: body ? JSON.stringify(body) : undefined },
-      `${method} ${path}`,
-    );
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
+  /** fetch (of the API or the storage), retried. */
+  fetch(url, init = {}, what = url) {
+    return this.#retried(what, () => request(url, init, this.retry));
+  }
+
+  /** An API call with a JSON body, as this account, retried: `{status, json, code, message, …}`. */
+  api(method, path, body) {
+    return this.#retried(`${method} ${path}`, () => call(env.CLUSTER_API, method, path, { token: this.token, body, retry: this.retry }));
   }
 
   /** Sends one file: create, then sign, PUT and report each part, then complete. */
   async upload(file) {
     const created = await this.api("POST", "/uploads", { name: file.name, size: file.size, sha1: file.sha1 });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const u = created.body;
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const u = created.json;
     file.upload_id = u.upload_id;
     const numbers = Array.from({ length: u.part_count }, (_, i) => i + 1);
     let last;
@@ -123,10 +128,10 @@ class Client {
     // was composing, or its answer was lost with a killed replica, ask until it is done.
     for (let i = 0; i < 120; i++) {
       const r = await this.api("POST", `/uploads/${u.upload_id}/complete`, { sha1: file.sha1 });
-      if (r.status === 200 && ["complete", "instant"].includes(r.body.state)) return r.body;
-      if (r.status === 409 && r.body.code === "upload-complete") return (await this.api("GET", `/uploads/${u.upload_id}`)).body;
-      assert.ok([200, 409].includes(r.status), `complete: ${r.status} ${JSON.stringify(r.body)}`);
-      if (r.body.code === "parts-missing") throw new Error(`parts missing after every report: ${r.body.message}`);
+      if (r.status === 200 && ["complete", "instant"].includes(r.json.state)) return r.json;
+      if (r.status === 409 && r.code === "upload-complete") return (await this.api("GET", `/uploads/${u.upload_id}`)).json;
+      assert.ok([200, 409].includes(r.status), `complete: ${r.status} ${JSON.stringify(r.json)}`);
+      if (r.code === "parts-missing") throw new Error(`parts missing after every report: ${r.message}`);
       await sleep(500);
     }
     throw new Error(`${file.name} never completed`);
@@ -140,8 +145,8 @@ class Client {
     if (u.part_check === "md5") part.md5 = createHash("md5").update(bytes).digest("base64");
     for (let attempt = 0; attempt < 10; attempt++) {
       const signed = await this.api("POST", `/uploads/${u.upload_id}/parts/sign`, { parts: [part] });
-      assert.equal(signed.status, 200, JSON.stringify(signed.body));
-      const p = signed.body.parts[0];
+      assert.equal(signed.status, 200, JSON.stringify(signed.json));
+      const p = signed.json.parts[0];
       const put = await this.fetch(p.url, { method: "PUT", headers: p.headers, body: bytes }, `PUT part ${n}`);
       const answer = await put.text();
       if (put.status === 403) {
@@ -151,8 +156,8 @@ class Client {
       assert.equal(put.status, 200, `part ${n} PUT: ${put.status} ${answer}`);
       this.sent += bytes.length;
       const report = await this.api("PUT", `/uploads/${u.upload_id}/parts/${n}`, { etag: put.headers.get("etag"), sha1 });
-      assert.equal(report.status, 200, JSON.stringify(report.body));
-      return report.body;
+      assert.equal(report.status, 200, JSON.stringify(report.json));
+      return report.json;
     }
     throw new Error(`part ${n} of ${file.name}: refused 10 times`);
   }
@@ -171,7 +176,7 @@ const psql = (sql) => execFileSync("psql", [env.CLUSTER_DATABASE_URL, "-tAc", sq
 async function verified(client, fileId) {
   for (let i = 0; i < 600; i++) {
     const r = await client.api("GET", `/files/${fileId}`);
-    if (r.body.status !== "pending") return r.body;
+    if (r.json.status !== "pending") return r.json;
     await sleep(200);
   }
   throw new Error(`file ${fileId} was never verified`);
@@ -334,10 +339,7 @@ test("the reaper on 3 replicas aborts an abandoned upload exactly once and spare
   const client = await Client.signUp();
   const aborted = async () => {
     let sum = 0;
-    for (const replica of env.CLUSTER_REPLICAS.split(",")) {
-      const text = await (await fetch(`${replica}/metrics`)).text();
-      for (const l of text.split("\n")) if (l.startsWith("shardrop_uploads_aborted_total") && l.includes('"expired"')) sum += Number(l.split(" ").pop());
-    }
+    for (const replica of env.CLUSTER_REPLICAS.split(",")) sum += await metric(replica, "shardrop_uploads_aborted_total", '"expired"');
     return sum;
   };
   const before = await aborted();
@@ -346,8 +348,8 @@ test("the reaper on 3 replicas aborts an abandoned upload exactly once and spare
   active.data = randomBytes(30 * MIB);
   active.size = active.data.length;
   active.sha1 = createHash("sha1").update(active.data).digest("hex");
-  const a = (await client.api("POST", "/uploads", { name: abandoned.name, size: abandoned.size })).body;
-  const b = (await client.api("POST", "/uploads", { name: active.name, size: active.size, sha1: active.sha1 })).body;
+  const a = (await client.api("POST", "/uploads", { name: abandoned.name, size: abandoned.size })).json;
+  const b = (await client.api("POST", "/uploads", { name: active.name, size: active.size, sha1: active.sha1 })).json;
   // The active one sends a part every few seconds for longer than the TTL.
   let lastReport;
   for (let n = 1; n <= b.part_count; n++) {

@@ -2,16 +2,17 @@
 // embedded store and on Garage (parts PUT straight to Garage, cross-origin): a 300 MB file
 // stored intact, duplicates sending 0 parts, cancel, the server killed mid-upload, and a
 // page reloaded mid-upload sending only the missing parts. The engine sends the account's
-// bearer token on every API call (the server's default user, see harness.mjs); another
-// account sees none of its files, and an engine without a token is refused. And on Ceph
-// RGW, which checks parts by Content-MD5 only: the engine signs each part with its MD5 too.
+// bearer token on every API call (the server's default user, see ../lib/shardrop.mjs);
+// another account sees none of its files, and an engine without a token is refused. And on
+// Ceph RGW, which checks parts by Content-MD5 only: the engine signs each part with its MD5 too.
 
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { MIB, Server, browser, finished, makeFile, openPage, sentAtLeast, sleep, startUpload, tempDir } from "./harness.mjs";
+import { MIB, Server, sleep, tempDir } from "../lib/shardrop.mjs";
+import { browser, finished, makeFile, openPage, sentAtLeast, startUpload } from "./harness.mjs";
 
 const PARTS_300MB = Math.ceil(300e6 / (8 * MIB));
 

@@ -2,16 +2,18 @@
 // person does: an account created and signed into through the page's own form, then real
 // drops (Chromium's own drag machinery through the DevTools protocol, files and folders),
 // pause, resume, cancel, reload, duplicates, downloads, sign-out, a second account, and
-// errors from the backend, with screenshots saved to tests/artifacts/ (and the README's
-// screenshot to docs/screenshot.png). Each page is a fresh browser profile: it signs in.
+// errors from the backend, with screenshots saved to tests/artifacts/ (ignored by git). Each
+// page is a fresh browser profile: it signs in. The README's picture, docs/screenshot.png,
+// is tests/artifacts/page-finished.png copied by hand: scripts/screenshot.sh.
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { MIB, ROOT, Server, browser, makeFile, sha1Of, sleep, tempDir } from "./harness.mjs";
+import { MIB, ROOT, Server, sha1Of, sleep, tempDir } from "../lib/shardrop.mjs";
+import { browser, makeFile, tallyPartPuts } from "./harness.mjs";
 
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
 const WEB = join(ROOT, "www", "dist");
@@ -25,14 +27,23 @@ const person = (name) => ({ username: `${name}-${randomBytes(3).toString("hex")}
 async function openApp(chromium, server, { user, viewport = DESKTOP } = {}) {
   const page = await chromium.newPage({ viewport });
   page.on("pageerror", (e) => console.error("page error:", e));
-  page.partPuts = 0;
-  page.on("request", (r) => {
-    if (r.method() === "PUT" && !r.url().includes("/api/v1/uploads/")) page.partPuts++;
-  });
+  tallyPartPuts(page);
   await page.goto(`${server.origin}/`);
   await authSettled(page);
   if (user) await signIn(page, user);
   return page;
+}
+
+/**
+ * The page at phone width (signed in as `user` when given): a screenshot to tests/artifacts/
+ * `shot`, and no sideways scrolling (`message` if there is).
+ */
+async function atPhoneWidth(chromium, server, { user, shot, message }) {
+  const phone = await openApp(chromium, server, { user, viewport: PHONE });
+  await phone.screenshot({ path: join(ARTIFACTS, shot) });
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  assert.equal(overflow, false, message);
+  await phone.close();
 }
 
 /** Waits until the page knows whether it is signed in (a kept token is checked first). */
@@ -128,12 +139,8 @@ describe("the page", () => {
     assert.equal(await page.isHidden("#workspace"), true, "no drop zone, queue or file list");
     assert.equal(await page.isHidden("#account"), true);
     await page.screenshot({ path: join(ARTIFACTS, "page-sign-in.png") });
-    const phone = await openApp(chromium, server, { viewport: PHONE });
-    await phone.screenshot({ path: join(ARTIFACTS, "page-sign-in-phone.png") });
-    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
-    assert.equal(overflow, false, "no sideways scrolling at phone width");
+    await atPhoneWidth(chromium, server, { shot: "page-sign-in-phone.png", message: "no sideways scrolling at phone width" });
     await page.close();
-    await phone.close();
   });
 
   test("an account created on the page is signed in, with an empty workspace", async () => {
@@ -146,12 +153,8 @@ describe("the page", () => {
     assert.equal(await page.isHidden("#usage"), true, "no quota on this server: no usage shown");
     assert.ok(await tokenOf(page), "the token is kept for reloads");
     await page.screenshot({ path: join(ARTIFACTS, "page-empty.png") });
-    const phone = await openApp(chromium, server, { user, viewport: PHONE });
-    await phone.screenshot({ path: join(ARTIFACTS, "page-empty-phone.png") });
-    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
-    assert.equal(overflow, false, "no sideways scrolling at phone width, signed in");
+    await atPhoneWidth(chromium, server, { user, shot: "page-empty-phone.png", message: "no sideways scrolling at phone width, signed in" });
     await page.close();
-    await phone.close();
   });
 
   test("three dropped files all finish, and each download hashes to its source", async () => {
@@ -173,8 +176,8 @@ describe("the page", () => {
     }
     assert.match(await page.textContent("#total"), /^3 of 3 done/);
     await sleep(400);
+    // The README's picture: scripts/screenshot.sh copies it to docs/screenshot.png.
     await page.screenshot({ path: join(ARTIFACTS, "page-finished.png"), fullPage: true });
-    copyFileSync(join(ARTIFACTS, "page-finished.png"), join(ROOT, "docs", "screenshot.png"));
     await page.close();
   });
 

@@ -9,7 +9,8 @@ import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import { MIB, ROOT, Server, browser, makeFile, tempDir } from "./harness.mjs";
+import { MIB, ROOT, Server, tempDir } from "../lib/shardrop.mjs";
+import { browser, makeFile } from "./harness.mjs";
 
 let server, chromium, app;
 
