@@ -13,45 +13,36 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde::Serialize;
 
-/// The body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable, kebab-case: branch on this.
-    #[schema(example = "upload-not-found")]
-    pub code: String,
-    /// For people: may change wording between releases.
-    pub message: String,
-}
+pub use shardrop_engine::protocol::{Code, ErrorBody};
 
 /// An error on its way to the client.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into() }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// A fault of ours or of a backing service: logged in full, answered in general.
     pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "{context}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal, "internal error; it has been logged")
     }
 
     /// A backing service (database, Redis, storage) did not answer.
     pub fn unavailable(context: &str, cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "{context}");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "a backing service is unavailable; retry later")
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, "a backing service is unavailable; retry later")
     }
 }
 
@@ -96,19 +87,19 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     let e = match &err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
+            Code::BodyTooLarge,
             "the request body is larger than this route accepts",
         ),
         JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
+            Code::UnsupportedMediaType,
             "send the body as application/json",
         ),
         JsonPayloadError::Deserialize(de) if de.is_data() => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", de.to_string())
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidField, de.to_string())
         }
-        JsonPayloadError::Deserialize(de) => ApiError::bad_request("malformed-json", de.to_string()),
-        other => ApiError::bad_request("malformed-json", other.to_string()),
+        JsonPayloadError::Deserialize(de) => ApiError::bad_request(Code::MalformedJson, de.to_string()),
+        other => ApiError::bad_request(Code::MalformedJson, other.to_string()),
     };
     e.into()
 }
@@ -126,11 +117,11 @@ impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for Object<T> 
 
 /// A path segment of the wrong type (say, a part number that is not a number).
 pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request("invalid-path", err.to_string()).into()
+    ApiError::bad_request(Code::InvalidPath, err.to_string()).into()
 }
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request("invalid-query", err.to_string()).into()
+    ApiError::bad_request(Code::InvalidQuery, err.to_string()).into()
 }
 
 /// Gives the router's own bare errors (no route, wrong method) the same JSON shape, and a
@@ -146,11 +137,11 @@ pub fn bare_error_to_json<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
     }
     let status = res.status();
     let (code, message) = match status {
-        StatusCode::NOT_FOUND => ("not-found", "no such route".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "this route does not take that method".to_owned()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "the request body is too large".to_owned()),
-        s if s.is_server_error() => ("internal", "internal error; it has been logged".to_owned()),
-        s => ("bad-request", s.canonical_reason().unwrap_or("bad request").to_owned()),
+        StatusCode::NOT_FOUND => (Code::NotFound, "no such route".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => (Code::MethodNotAllowed, "this route does not take that method".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => (Code::BodyTooLarge, "the request body is too large".to_owned()),
+        s if s.is_server_error() => (Code::Internal, "internal error; it has been logged".to_owned()),
+        s => (Code::BadRequest, s.canonical_reason().unwrap_or("bad request").to_owned()),
     };
     let (req, _) = res.into_parts();
     let mut resp = HttpResponse::build(status);
@@ -171,7 +162,8 @@ mod tests {
 
     #[test]
     fn error_body_is_the_contract() {
-        let resp = ApiError::new(StatusCode::NOT_FOUND, "upload-not-found", "no upload with that id").error_response();
+        let resp =
+            ApiError::new(StatusCode::NOT_FOUND, Code::UploadNotFound, "no upload with that id").error_response();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         assert_eq!(resp.headers().get(header::CONTENT_TYPE).unwrap(), "application/json");
         let body = resp.into_body().try_into_bytes().unwrap();

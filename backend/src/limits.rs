@@ -20,7 +20,7 @@ use actix_web::http::header::{HeaderName, RETRY_AFTER};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 
 use crate::config::HttpSettings;
-use crate::error::ErrorBody;
+use crate::error::{Code, ErrorBody};
 
 /// A rate limit's shared state: clone it into every worker, so they share the buckets.
 pub type RateLimit = GovernorConfig<ClientKey, NoOpMiddleware<QuantaInstant>>;
@@ -65,7 +65,7 @@ impl KeyExtractor for ClientKey {
         let wait = negative.wait_time_from(DefaultClock::default().now());
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         response.insert_header((RETRY_AFTER, secs.to_string())).json(ErrorBody {
-            code: "rate-limited".into(),
+            code: Code::RateLimited.into(),
             message: format!("too many requests from this client; retry in {secs} s"),
         })
     }

@@ -26,9 +26,8 @@ pub struct Routes<'a> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
-    use web::{delete, get, patch, post, put, resource};
+    use web::{delete, get, post, put, resource};
     let (json_limit, local_store, page) = (r.json_limit, r.local_store, r.page);
-    let sign = resource("/uploads/{upload_id}/parts/sign").route(post().to(uploads::routes::sign));
     cfg.app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error));
@@ -49,23 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
         .service(resource("/users/me").route(get().to(auth::routes::me)))
         .service(resource("/users/me/password").route(guessable(put().to(auth::routes::change_password))))
         .service(resource("/sessions/current").route(delete().to(auth::routes::sign_out)))
-        .service(resource("/uploads").route(post().to(uploads::routes::create)))
-        .service(
-            resource("/uploads/{upload_id}")
-                .route(get().to(uploads::routes::get))
-                .route(patch().to(uploads::routes::patch))
-                .route(delete().to(uploads::routes::delete)),
-        );
-    // Signing and proofs (each reads up to 1 MiB from storage) share the client's bucket.
-    // Sign goes before `parts/{number}`, which would match "sign" too.
-    let proof = resource("/uploads/{upload_id}/proof").route(post().to(uploads::routes::prove));
-    let api = match r.sign_limit {
-        Some(limit) => api.service(sign.wrap(Governor::new(limit))).service(proof.wrap(Governor::new(limit))),
-        None => api.service(sign).service(proof),
-    };
-    let api = api
-        .service(resource("/uploads/{upload_id}/parts/{number}").route(put().to(uploads::routes::report)))
-        .service(resource("/uploads/{upload_id}/complete").route(post().to(uploads::routes::complete)))
+        .configure(|cfg| uploads::configure(cfg, r.sign_limit))
         .service(resource("/files").route(get().to(files::routes::list)))
         .service(
             resource("/files/{file_id}").route(get().to(files::routes::get)).route(delete().to(files::routes::delete)),
@@ -101,12 +84,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Shardrop API", description = "Resumable, parallel uploads of very large files straight into S3-compatible storage."),
+    info(title = "Shardrop API", description = "Resumable, parallel uploads of very large files straight into S3-compatible storage.\n\n\
+Every error is JSON `{\"code\", \"message\"}`: branch on `code`. Each operation lists its own codes; any \
+route may also answer `not-found` (404: no such route), `method-not-allowed` (405, with `Allow`), \
+`bad-request` (400: a request the router refused), `internal` (500: logged with its cause) and \
+`unavailable` (503: SQL, Redis or storage did not answer; see `Retry-After`), and a route that \
+reads stored bytes `object-not-found` (404: the stored object is missing)."),
     paths(
         auth::routes::sign_up, auth::routes::sign_in, auth::routes::sign_out, auth::routes::sign_out_everywhere,
         auth::routes::me, auth::routes::change_password,
-        uploads::routes::create, uploads::routes::get, uploads::routes::patch, uploads::routes::delete,
-        uploads::routes::sign, uploads::routes::report, uploads::routes::complete, uploads::routes::prove,
+        uploads::create::handler, uploads::get::handler, uploads::patch::handler, uploads::abort::handler,
+        uploads::sign::handler, uploads::report::handler, uploads::complete::handler, uploads::prove::handler,
         files::routes::list, files::routes::get, files::routes::delete, files::routes::content, files::routes::content_url,
         files::shares::create, files::shares::revoke, files::shares::follow,
         health::healthz, health::readyz,
@@ -203,5 +191,100 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), n, "{ids:?}");
+    }
+}
+
+/// The error codes are one set: every code the server sends (`protocol::Code`) is
+/// documented in the OpenAPI document and in `docs/api.md`, every code either documents is a
+/// real one, and every code is constructed somewhere in the backend's own (non-test) code.
+#[cfg(test)]
+mod codes {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use shardrop_engine::protocol::Code;
+    use utoipa::OpenApi;
+
+    use super::ApiDoc;
+
+    /// Every `` `kebab-case` `` token of a text.
+    fn quoted_codes(text: &str) -> BTreeSet<String> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|t| t.len() > 2 && t.contains('-') || Code::parse(t).is_some())
+            .filter(|t| t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The codes in the OpenAPI document: error responses' descriptions and the info text.
+    fn openapi_codes() -> BTreeSet<String> {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut codes = quoted_codes(doc["info"]["description"].as_str().unwrap_or_default());
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let Some(responses) = op["responses"].as_object() else { continue };
+                for (status, r) in responses {
+                    if status.as_str() >= "400" {
+                        codes.extend(quoted_codes(r["description"].as_str().unwrap_or_default()));
+                    }
+                }
+            }
+        }
+        codes
+    }
+
+    /// The codes in `docs/api.md`'s "Errors" section.
+    fn api_md_codes() -> BTreeSet<String> {
+        let md = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md")).unwrap();
+        let errors = md.split("\n## Errors").nth(1).expect("docs/api.md has an Errors section");
+        let errors = errors.split("\n## ").next().unwrap_or_default();
+        quoted_codes(errors)
+    }
+
+    /// The backend's own code, without its test modules (they follow `#[cfg(test)]`).
+    fn backend_source() -> String {
+        fn walk(dir: &Path, out: &mut String) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests.rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    out.push_str(text.split("#[cfg(test)]").next().unwrap_or_default());
+                }
+            }
+        }
+        let mut out = String::new();
+        walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+        out
+    }
+
+    #[test]
+    fn every_code_is_documented_and_every_documented_code_is_real() {
+        let (openapi, md) = (openapi_codes(), api_md_codes());
+        let mut wrong = Vec::new();
+        for code in Code::ALL {
+            if !code.local_store_only() && !openapi.contains(code.as_str()) {
+                wrong.push(format!("`{code}` is not in the OpenAPI document"));
+            }
+            if !md.contains(code.as_str()) {
+                wrong.push(format!("`{code}` is not in docs/api.md's Errors section"));
+            }
+        }
+        for documented in openapi.iter().chain(&md) {
+            if Code::parse(documented).is_none() {
+                wrong.push(format!("`{documented}` is documented but no such code exists"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn every_code_is_sent_somewhere() {
+        let source = backend_source();
+        let dead: Vec<_> = Code::ALL.iter().filter(|c| !source.contains(&format!("Code::{}", c.rust_name()))).collect();
+        assert!(dead.is_empty(), "never sent (drop them or send them): {dead:?}");
     }
 }

@@ -9,6 +9,7 @@ pub mod hashing;
 pub mod plan;
 pub mod probe;
 pub mod progress;
+pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]
 mod web;

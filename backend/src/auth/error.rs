@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -34,15 +34,15 @@ impl From<AuthError> for ApiError {
         let (status, code) = match e {
             AuthError::Db(inner) => return inner.into(),
             AuthError::Hashing(cause) => return ApiError::internal("password hashing", &cause),
-            AuthError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
-            AuthError::InvalidCredentials => (S::UNAUTHORIZED, "invalid-credentials"),
-            AuthError::InvalidUsername(_) => (S::UNPROCESSABLE_ENTITY, "invalid-username"),
-            AuthError::InvalidPassword(_) => (S::UNPROCESSABLE_ENTITY, "invalid-password"),
-            AuthError::UsernameTaken => (S::CONFLICT, "username-taken"),
+            AuthError::Unauthorized => (S::UNAUTHORIZED, Code::Unauthorized),
+            AuthError::InvalidCredentials => (S::UNAUTHORIZED, Code::InvalidCredentials),
+            AuthError::InvalidUsername(_) => (S::UNPROCESSABLE_ENTITY, Code::InvalidUsername),
+            AuthError::InvalidPassword(_) => (S::UNPROCESSABLE_ENTITY, Code::InvalidPassword),
+            AuthError::UsernameTaken => (S::CONFLICT, Code::UsernameTaken),
             // Not 401: the token is fine, and a client that reads 401 as "signed out" must not.
-            AuthError::WrongPassword => (S::FORBIDDEN, "wrong-password"),
-            AuthError::Busy => (S::SERVICE_UNAVAILABLE, "auth-busy"),
-            AuthError::SignupClosed => (S::FORBIDDEN, "signup-closed"),
+            AuthError::WrongPassword => (S::FORBIDDEN, Code::WrongPassword),
+            AuthError::Busy => (S::SERVICE_UNAVAILABLE, Code::AuthBusy),
+            AuthError::SignupClosed => (S::FORBIDDEN, Code::SignupClosed),
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -70,6 +70,6 @@ mod tests {
     #[test]
     fn a_wrong_current_password_is_not_a_401() {
         let e = ApiError::from(AuthError::WrongPassword);
-        assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "wrong-password"));
+        assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, Code::WrongPassword));
     }
 }

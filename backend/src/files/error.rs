@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +22,12 @@ pub enum FileError {
 impl From<FileError> for ApiError {
     fn from(e: FileError) -> Self {
         match e {
-            FileError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "file-not-found", e.to_string()),
+            FileError::NotFound => ApiError::new(StatusCode::NOT_FOUND, Code::FileNotFound, e.to_string()),
             FileError::InvalidLimit { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-limit", e.to_string())
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidLimit, e.to_string())
             }
             FileError::InvalidCursor => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-cursor", e.to_string())
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidCursor, e.to_string())
             }
             FileError::Storage(e) => e.into(),
             FileError::Db(e) => e.into(),

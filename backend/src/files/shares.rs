@@ -16,7 +16,7 @@ use super::{repo, FileError};
 use crate::app::AppState;
 use crate::auth::User;
 use crate::db::{now_ms, to_time, Db};
-use crate::error::{ApiError, ErrorBody, Object};
+use crate::error::{ApiError, Code, ErrorBody, Object};
 
 /// A link lives a day unless asked otherwise, and 30 days at most.
 const DEFAULT_TTL_SECS: u64 = 24 * 3600;
@@ -28,7 +28,7 @@ const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
 pub struct CreateShare {
     /// Seconds the link works: 1 to 2592000 (30 days); a day when absent.
     #[schema(minimum = 1, maximum = 2592000)]
-    #[serde(default, deserialize_with = "crate::uploads::validate::opt_integer")]
+    #[serde(default, deserialize_with = "shardrop_engine::protocol::de::opt_integer")]
     pub ttl_secs: Option<u64>,
 }
 
@@ -78,7 +78,7 @@ pub async fn create(
     if !(1..=MAX_TTL_SECS).contains(&ttl) {
         return Err(ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-ttl",
+            Code::InvalidTtl,
             format!("ttl_secs must be between 1 and {MAX_TTL_SECS}"),
         ));
     }
@@ -154,10 +154,10 @@ pub async fn follow(state: web::Data<AppState>, token: web::Path<String>) -> Res
             .ok_or_else(not_found)?;
     let gone = |code, what| ApiError::new(actix_web::http::StatusCode::GONE, code, what);
     if share.revoked_at.is_some() {
-        return Err(gone("share-revoked", "this link was revoked"));
+        return Err(gone(Code::ShareRevoked, "this link was revoked"));
     }
     if share.expires_at <= now_ms() {
-        return Err(gone("share-expired", "this link has expired"));
+        return Err(gone(Code::ShareExpired, "this link has expired"));
     }
     let file = repo::get(&state.db, &share.file_id).await.map_err(FileError::from)?.ok_or_else(not_found)?;
     tracing::debug!(share = %share.id, file = %file.id, "share link followed");
@@ -175,7 +175,7 @@ pub async fn delete_for_file(db: &Db, file_id: &str) -> Result<(), sqlx::Error> 
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "share-not-found", "no such share link")
+    ApiError::new(actix_web::http::StatusCode::NOT_FOUND, Code::ShareNotFound, "no such share link")
 }
 
 type Res = Result<HttpResponse, ApiError>;

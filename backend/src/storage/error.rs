@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -26,7 +26,7 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "object-not-found", "the stored object is missing")
+                ApiError::new(StatusCode::NOT_FOUND, Code::ObjectNotFound, "the stored object is missing")
             }
             StorageError::Unavailable(_) => ApiError::unavailable("storage unavailable", &e),
             _ => ApiError::internal("storage error", &e),

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use super::local::{
     AccessError, LocalError, LocalStore, ObjectQuery, PartQuery, CHECKSUM_HEADER, OBJECTS_PATH, PARTS_PATH,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Registers the part PUT and download routes; they need `web::Data<LocalStore>`, and take
 /// `web::Data<BodyTimeout>` when given (otherwise its default).
@@ -39,19 +39,19 @@ impl From<LocalError> for ApiError {
         match e {
             LocalError::Access(AccessError::SignatureInvalid) => ApiError::new(
                 StatusCode::FORBIDDEN,
-                "signature-invalid",
+                Code::SignatureInvalid,
                 "The request signature we calculated does not match the signature you provided",
             ),
             LocalError::Access(AccessError::Expired) => {
-                ApiError::new(StatusCode::FORBIDDEN, "request-expired", "Request has expired")
+                ApiError::new(StatusCode::FORBIDDEN, Code::RequestExpired, "Request has expired")
             }
-            LocalError::SizeMismatch(m) => ApiError::bad_request("size-mismatch", m),
+            LocalError::SizeMismatch(m) => ApiError::bad_request(Code::SizeMismatch, m),
             LocalError::IncompleteBody(cause) => {
                 tracing::debug!(%cause, "a part's body ended early");
-                ApiError::bad_request("incomplete-body", "the body ended before all its bytes arrived")
+                ApiError::bad_request(Code::IncompleteBody, "the body ended before all its bytes arrived")
             }
-            LocalError::BadDigest => ApiError::bad_request("bad-digest", e.to_string()),
-            LocalError::UploadNotFound => ApiError::new(StatusCode::NOT_FOUND, "upload-not-found", e.to_string()),
+            LocalError::BadDigest => ApiError::bad_request(Code::BadDigest, e.to_string()),
+            LocalError::UploadNotFound => ApiError::new(StatusCode::NOT_FOUND, Code::UploadNotFound, e.to_string()),
             LocalError::Storage(e) => e.into(),
         }
     }
@@ -60,7 +60,7 @@ impl From<LocalError> for ApiError {
 fn parse_query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .map_err(|e| ApiError::bad_request("invalid-query", e.to_string()))
+        .map_err(|e| ApiError::bad_request(Code::InvalidQuery, e.to_string()))
 }
 
 /// Longest wait for the next bytes of a part's body (`storage.local.body_timeout_secs`);
@@ -118,7 +118,7 @@ where
 fn body_timed_out(timeout: BodyTimeout) -> HttpResponse {
     let secs = timeout.0.unwrap_or_default().as_secs_f64();
     let message = format!("no bytes of the body arrived for {secs} s; nothing was stored, send the part again");
-    let mut resp = ApiError::new(StatusCode::REQUEST_TIMEOUT, "body-timeout", message).error_response();
+    let mut resp = ApiError::new(StatusCode::REQUEST_TIMEOUT, Code::BodyTimeout, message).error_response();
     resp.head_mut().set_connection_type(ConnectionType::Close);
     resp
 }
@@ -217,7 +217,7 @@ async fn get_object(req: HttpRequest, store: web::Data<LocalStore>) -> Result<Ht
     let object = store
         .object(&q.key)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "object-not-found", "the stored object is missing"))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, Code::ObjectNotFound, "the stored object is missing"))?;
     let size = object.size();
     let range = req
         .headers()
@@ -252,7 +252,7 @@ async fn get_object(req: HttpRequest, store: web::Data<LocalStore>) -> Result<Ht
 fn unsatisfiable(size: u64) -> HttpResponse {
     let e = ApiError::new(
         StatusCode::RANGE_NOT_SATISFIABLE,
-        "range-not-satisfiable",
+        Code::RangeNotSatisfiable,
         format!("the range is outside the object's {size} bytes"),
     );
     let mut resp = e.error_response();

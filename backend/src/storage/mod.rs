@@ -46,17 +46,7 @@ pub struct PartTarget<'a> {
     pub content_type: &'a str,
 }
 
-/// Which digest of a part the storage itself checks, so that a part corrupted on the way
-/// is refused before it is stored. Detected at start-up, never assumed (see `s3.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PartCheck {
-    /// `x-amz-checksum-sha1` (Garage, AWS, MinIO, Ceph from Squid on, the local store).
-    Sha1,
-    /// `Content-MD5` (servers that ignore SHA-1 checksums, such as Ceph RGW 16): clients
-    /// sign each part with its MD5 as well as its SHA-1.
-    Md5,
-}
+pub use shardrop_engine::protocol::PartCheck;
 
 /// A request a client can make without credentials.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]

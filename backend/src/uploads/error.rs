@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use shardrop_engine::hashing::DigestError;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::storage::StorageError;
 use crate::tracker::TrackerError;
 
@@ -77,29 +77,29 @@ impl From<UploadError> for ApiError {
             UploadError::Storage(inner) => return inner.into(),
             UploadError::Tracker(inner) => return inner.into(),
             UploadError::Db(inner) => return inner.into(),
-            UploadError::NotFound => (S::NOT_FOUND, "upload-not-found"),
-            UploadError::FileTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "file-too-large"),
-            UploadError::QuotaExceeded { .. } => (S::FORBIDDEN, "quota-exceeded"),
+            UploadError::NotFound => (S::NOT_FOUND, Code::UploadNotFound),
+            UploadError::FileTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, Code::FileTooLarge),
+            UploadError::QuotaExceeded { .. } => (S::FORBIDDEN, Code::QuotaExceeded),
             UploadError::InvalidName(_) | UploadError::BidiControlInName(_) => {
-                (S::UNPROCESSABLE_ENTITY, "invalid-name")
+                (S::UNPROCESSABLE_ENTITY, Code::InvalidName)
             }
-            UploadError::InvalidContentType => (S::UNPROCESSABLE_ENTITY, "invalid-content-type"),
-            UploadError::InvalidSha1(_) => (S::UNPROCESSABLE_ENTITY, "invalid-sha1"),
-            UploadError::InvalidProbe(_) => (S::UNPROCESSABLE_ENTITY, "invalid-probe"),
-            UploadError::InvalidMd5(_) => (S::UNPROCESSABLE_ENTITY, "invalid-md5"),
-            UploadError::Md5Required { .. } => (S::UNPROCESSABLE_ENTITY, "md5-required"),
-            UploadError::InvalidPartNumber { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-part-number"),
-            UploadError::InvalidPartSize { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-part-size"),
-            UploadError::InvalidEtag => (S::UNPROCESSABLE_ENTITY, "invalid-etag"),
-            UploadError::InvalidBatch { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-batch"),
-            UploadError::AlreadyComplete => (S::CONFLICT, "upload-complete"),
-            UploadError::Completing => (S::CONFLICT, "upload-completing"),
-            UploadError::PartsMissing(_) => (S::CONFLICT, "parts-missing"),
-            UploadError::Sha1Conflict => (S::CONFLICT, "sha1-conflict"),
-            UploadError::PartSha1Conflict { .. } => (S::CONFLICT, "part-sha1-conflict"),
-            UploadError::EmptyPartSha1 { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-empty-part"),
-            UploadError::NoChallenge => (S::CONFLICT, "no-challenge"),
-            UploadError::ChallengeFailed => (S::FORBIDDEN, "challenge-failed"),
+            UploadError::InvalidContentType => (S::UNPROCESSABLE_ENTITY, Code::InvalidContentType),
+            UploadError::InvalidSha1(_) => (S::UNPROCESSABLE_ENTITY, Code::InvalidSha1),
+            UploadError::InvalidProbe(_) => (S::UNPROCESSABLE_ENTITY, Code::InvalidProbe),
+            UploadError::InvalidMd5(_) => (S::UNPROCESSABLE_ENTITY, Code::InvalidMd5),
+            UploadError::Md5Required { .. } => (S::UNPROCESSABLE_ENTITY, Code::Md5Required),
+            UploadError::InvalidPartNumber { .. } => (S::UNPROCESSABLE_ENTITY, Code::InvalidPartNumber),
+            UploadError::InvalidPartSize { .. } => (S::UNPROCESSABLE_ENTITY, Code::InvalidPartSize),
+            UploadError::InvalidEtag => (S::UNPROCESSABLE_ENTITY, Code::InvalidEtag),
+            UploadError::InvalidBatch { .. } => (S::UNPROCESSABLE_ENTITY, Code::InvalidBatch),
+            UploadError::AlreadyComplete => (S::CONFLICT, Code::UploadComplete),
+            UploadError::Completing => (S::CONFLICT, Code::UploadCompleting),
+            UploadError::PartsMissing(_) => (S::CONFLICT, Code::PartsMissing),
+            UploadError::Sha1Conflict => (S::CONFLICT, Code::Sha1Conflict),
+            UploadError::PartSha1Conflict { .. } => (S::CONFLICT, Code::PartSha1Conflict),
+            UploadError::EmptyPartSha1 { .. } => (S::UNPROCESSABLE_ENTITY, Code::InvalidEmptyPart),
+            UploadError::NoChallenge => (S::CONFLICT, Code::NoChallenge),
+            UploadError::ChallengeFailed => (S::FORBIDDEN, Code::ChallengeFailed),
         };
         ApiError::new(status, code, e.to_string())
     }

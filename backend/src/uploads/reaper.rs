@@ -15,8 +15,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::repo::{self, ABORTING, COMPLETE, INSTANT};
-use super::service::abort_claimed;
+use super::abort::abort_claimed;
+use super::repo;
+use super::state::State;
 use super::UploadError;
 use crate::app::AppState;
 use crate::db::now_ms;
@@ -52,10 +53,10 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Sweep> {
         let idle = repo::idle(&state.db, now - state.ttl_ms(), now - STUCK_ABORT_MS, BATCH).await?;
         let full = idle.len() as i64 == BATCH;
         for u in idle {
-            if !repo::transition_if_unchanged(&state.db, &u.id, &u.state, u.updated_at, ABORTING, now).await? {
+            if !repo::transition_if_unchanged(&state.db, &u.id, u.state, u.updated_at, State::Aborting, now).await? {
                 continue; // another replica took it, or the client came back
             }
-            if u.state == COMPLETE || u.state == INSTANT {
+            if u.state.is_finished() {
                 // The file lives on; only the record of how it arrived goes.
                 repo::delete(&state.db, &u.id).await?;
                 done.forgotten += 1;

@@ -3,6 +3,7 @@
 
 use sqlx::FromRow;
 
+use super::state::State;
 use crate::db::Db;
 
 #[derive(Debug, Clone, FromRow)]
@@ -17,7 +18,7 @@ pub struct UploadRow {
     pub part_count: i64,
     pub storage_key: String,
     pub storage_upload_id: Option<String>,
-    pub state: String,
+    pub state: State,
     pub file_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -31,12 +32,6 @@ pub struct UploadRow {
     /// The owner: only they see and act on the upload.
     pub user_id: Option<String>,
 }
-
-pub const UPLOADING: &str = "uploading";
-pub const COMPLETING: &str = "completing";
-pub const COMPLETE: &str = "complete";
-pub const INSTANT: &str = "instant";
-pub const ABORTING: &str = "aborting";
 
 const COLUMNS: &str = "id, name, size, content_type, last_modified, sha1, part_size, part_count, storage_key, \
                        storage_upload_id, state, file_id, created_at, updated_at, challenge_file, challenge_offset, \
@@ -60,7 +55,7 @@ pub async fn insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     .bind(u.part_count)
     .bind(&u.storage_key)
     .bind(&u.storage_upload_id)
-    .bind(&u.state)
+    .bind(u.state)
     .bind(&u.file_id)
     .bind(u.created_at)
     .bind(u.updated_at)
@@ -165,8 +160,8 @@ pub async fn set_sha1(db: &Db, id: &str, sha1: &str) -> Result<bool, sqlx::Error
 pub async fn transition(
     db: &Db,
     id: &str,
-    from: &str,
-    to: &str,
+    from: State,
+    to: State,
     now: i64,
     stale_before: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -187,9 +182,9 @@ pub async fn transition(
 pub async fn transition_if_unchanged(
     db: &Db,
     id: &str,
-    from: &str,
+    from: State,
     seen_at: i64,
-    to: &str,
+    to: State,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let r =
@@ -204,7 +199,7 @@ pub async fn transition_if_unchanged(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn finish(db: &Db, id: &str, state: &str, file_id: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn finish(db: &Db, id: &str, state: State, file_id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE uploads SET state = $2, file_id = $3, updated_at = $4 WHERE id = $1")
         .bind(id)
         .bind(state)

@@ -1,16 +1,11 @@
 //! Checks of client input that need no I/O.
 
-use serde::de::{Error as _, Unexpected};
-use serde::{Deserialize, Deserializer};
-
 use super::UploadError;
 
 const MAX_NAME_BYTES: usize = 1024;
 const MAX_CONTENT_TYPE: usize = 255;
 const MAX_ETAG: usize = 256;
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
-/// 2^53 - 1: the largest whole number that a float, and so JavaScript, holds exactly.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// The Unicode bidirectional controls: the embeddings, overrides and isolates, and the
 /// implicit marks. Shown, they reorder the text around them, so `invoice\u{202E}fdp.exe`
@@ -58,31 +53,7 @@ pub fn content_type(ct: Option<&str>) -> Result<String, UploadError> {
     Ok(ct.to_owned())
 }
 
-/// A JSON integer, also when written with a zero fraction (`172.0`): JSON Schema, and so the
-/// OpenAPI document, counts that as the integer 172, and some encoders write whole numbers so.
-pub fn integer<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
-    let n = serde_json::Number::deserialize(d)?;
-    let whole = match (n.as_i64(), n.as_u64(), n.as_f64()) {
-        (Some(i), _, _) => Some(i128::from(i)),
-        (_, Some(u), _) => Some(i128::from(u)),
-        // Only where a float is exact (JavaScript's safe integers): past 2^53 a float names a
-        // range of integers, and an integer written out in full was parsed exactly above.
-        (_, _, Some(f)) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER => Some(f as i128),
-        _ => None,
-    };
-    let unexpected = n.to_string();
-    whole
-        .and_then(|w| T::try_from(w).ok())
-        .ok_or_else(|| D::Error::invalid_value(Unexpected::Other(&unexpected), &"a whole number in range"))
-}
-
-/// [`integer`] for an optional field (`null` or absent: `None`).
-pub fn opt_integer<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<T>, D::Error> {
-    #[derive(Deserialize)]
-    struct Whole<T: TryFrom<i128>>(#[serde(deserialize_with = "integer")] T);
-    Ok(Option::<Whole<T>>::deserialize(d)?.map(|Whole(v)| v))
-}
-
+// Lenient whole numbers (`172.0`) are read by the wire types themselves.
 pub fn etag(etag: &str) -> Result<(), UploadError> {
     if etag.is_empty() || etag.len() > MAX_ETAG || !etag.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(UploadError::InvalidEtag);
@@ -93,6 +64,13 @@ pub fn etag(etag: &str) -> Result<(), UploadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The lenient whole numbers of the wire types (`shardrop_engine::protocol::de`), tested
+    // here where the requests are read.
+    use serde::Deserialize;
+    use shardrop_engine::protocol::de::{integer, opt_integer};
+
+    /// 2^53 - 1: the largest whole number that a float, and so JavaScript, holds exactly.
+    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
     #[test]
     fn names() {

@@ -2,7 +2,19 @@
 //! first time it is signed, and signed into its URL with its exact length, so the storage
 //! refuses other bytes and no second URL can exist for other bytes.
 
-use super::*;
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use shardrop_engine::{Md5B64, Sha1B64};
+
+use super::model::*;
+use super::repo::{self, UploadRow};
+use super::state::State;
+use super::{SignPart, SignRequest, SignResponse, SignedPart, UploadError};
+use crate::app::AppState;
+use crate::auth::User;
+use crate::error::ErrorBody;
+use crate::storage::{PartCheck, PartTarget};
 
 pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -> Result<Vec<SignedPart>, UploadError> {
     let max = state.settings.uploads.max_sign_batch;
@@ -10,10 +22,10 @@ pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -
         return Err(UploadError::InvalidBatch { max });
     }
     let u = load(state, user, id).await?;
-    if u.state != UPLOADING {
+    if u.state != State::Uploading {
         return Err(UploadError::AlreadyComplete);
     }
-    let plan = plan_of(&u);
+    let plan = u.plan();
     let md5_required = state.store.part_check() == PartCheck::Md5;
     let checked = parts
         .iter()
@@ -91,4 +103,28 @@ pub(super) async fn to_multipart(state: &AppState, u: &UploadRow) -> Result<Stri
     }
     let _ = state.store.abort(&u.storage_key, &sid).await; // another request was first
     reload(state, &u.id).await?.storage_upload_id.ok_or(UploadError::NotFound)
+}
+
+/// Presigned PUT URLs for a batch of parts, each bound to its SHA-1 and length.
+#[utoipa::path(post, path = "/api/v1/uploads/{upload_id}/parts/sign", operation_id = "sign_parts", tag = "uploads", request_body = SignRequest,
+    params(("upload_id" = String, Path,)),
+    responses(
+        (status = 200, body = SignResponse),
+        (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`upload-not-found`", body = ErrorBody),
+        (status = 409, description = "`upload-complete`, `part-sha1-conflict` (the part was signed before for another SHA-1)", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),
+        (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
+        (status = 422, description = "`invalid-part-number`, `invalid-part-size`, `invalid-sha1`, `invalid-md5`, `md5-required`, `invalid-empty-part`, `invalid-batch`, `invalid-field`", body = ErrorBody),
+        (status = 429, description = "`rate-limited`: over `http.sign_rate`; see `Retry-After`", body = ErrorBody),
+))]
+pub async fn handler(
+    user: User,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<SignRequest>,
+) -> Res {
+    let parts = sign(&state, &user, &id, &body.parts).await?;
+    Ok(HttpResponse::Ok().json(SignResponse { parts }))
 }

@@ -1,7 +1,22 @@
 //! Composing the file, exactly once across replicas: the tracker's claim keeps racing
 //! replicas apart, SQL decides for good; the parts are checked against `ListParts` first.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpResponse};
+use shardrop_engine::Sha1Hex;
+
+use super::abort::abort_claimed;
+use super::model::*;
+use super::repo::{self, UploadRow};
+use super::state::State;
+use super::{quota, CompleteRequest, UploadError, UploadView};
+use crate::app::AppState;
+use crate::auth::User;
+use crate::db::now_ms;
+use crate::error::{ErrorBody, Object};
+use crate::files::{self, FileRow};
+use crate::storage::StorageError;
 
 /// Explicit, idempotent completion.
 pub async fn complete(state: &AppState, user: &User, id: &str, sha1: Option<&str>) -> Result<UploadView, UploadError> {
@@ -10,7 +25,7 @@ pub async fn complete(state: &AppState, user: &User, id: &str, sha1: Option<&str
     if let Some(sha1) = &sha1 {
         record_claim(state, &u, sha1).await?;
     }
-    if u.state == UPLOADING || u.state == COMPLETING {
+    if u.state.is_open() {
         match finish(state, &u).await? {
             Finish::Complete(_) => {}
             Finish::Completing => return Err(UploadError::Completing),
@@ -26,7 +41,7 @@ pub(super) async fn record_claim(state: &AppState, u: &UploadRow, sha1: &Sha1Hex
     if !repo::set_sha1(&state.db, &u.id, sha1.as_str()).await? {
         return Err(UploadError::Sha1Conflict);
     }
-    if u.state == COMPLETE {
+    if u.state == State::Complete {
         let file = finished_file(state, u).await?;
         if !files::repo::set_claim(&state.db, &file.id, sha1.as_str()).await? {
             return Err(UploadError::Sha1Conflict);
@@ -62,9 +77,9 @@ pub(super) async fn finish_claimed(state: &AppState, u: &UploadRow, started: Ins
     let now = now_ms();
     // The tracker's claim keeps racing replicas apart; SQL decides for good (the tracker
     // may have been flushed between two claims).
-    if !repo::transition(&state.db, &u.id, UPLOADING, COMPLETING, now, now - lease_ms(state)).await? {
+    if !repo::transition(&state.db, &u.id, State::Uploading, State::Completing, now, now - lease_ms(state)).await? {
         let current = reload(state, &u.id).await?;
-        if current.state == COMPLETE || current.state == INSTANT {
+        if current.state.is_finished() {
             let file = finished_file(state, &current).await?;
             return Ok(Finish::Complete(Box::new(file)));
         }
@@ -81,9 +96,13 @@ pub(super) async fn finish_claimed(state: &AppState, u: &UploadRow, started: Ins
     }
     let composed = compose(state, u, t).await;
     let t = Instant::now();
-    if !matches!(composed, Ok(None)) {
-        repo::transition(&state.db, &u.id, COMPLETING, UPLOADING, now_ms(), i64::MIN).await?;
-        return composed.map(|m| Finish::Missing(m.unwrap_or_default()));
+    if !matches!(composed, Ok(Composed::Done)) {
+        repo::transition(&state.db, &u.id, State::Completing, State::Uploading, now_ms(), i64::MIN).await?;
+        return composed.map(|c| match c {
+            Composed::Missing(missing) => Finish::Missing(missing),
+            // A refused part list answers as parts missing, none named (the log says why).
+            Composed::Done | Composed::Refused => Finish::Missing(Vec::new()),
+        });
     }
     // Without a claim when `u` was read, the row takes the one made by now (SQL reads it).
     let file = file_of(u, now_ms());
@@ -94,10 +113,10 @@ pub(super) async fn finish_claimed(state: &AppState, u: &UploadRow, started: Ins
         let stored = quota::stored_bytes(&state.db, u.user_id.as_deref().unwrap_or_default()).await?;
         return refuse_over_quota(state, u, stored, quota::limit(state).unwrap_or(0)).await;
     };
-    repo::finish(&state.db, &u.id, COMPLETE, &file.id, now_ms()).await?;
+    repo::finish(&state.db, &u.id, State::Complete, &file.id, now_ms()).await?;
     state.metrics.step("record", t);
     state.metrics.uploads_completed.inc();
-    state.metrics.bytes_completed.inc_by(u64::try_from(u.size).unwrap_or(0));
+    state.metrics.bytes_completed.inc_by(u.size_bytes());
     // While the answer goes: the tracker's keys go, the verification is queued. Neither is
     // lost for good if this process dies first: the keys expire, and the reaper queues a
     // pending file that was never queued.
@@ -140,24 +159,34 @@ pub(super) async fn refuse_over_quota(
     used: i64,
     quota: i64,
 ) -> Result<Finish, UploadError> {
-    repo::transition(&state.db, &u.id, COMPLETING, ABORTING, now_ms(), i64::MIN).await?;
+    repo::transition(&state.db, &u.id, State::Completing, State::Aborting, now_ms(), i64::MIN).await?;
     abort_claimed(state, u, "quota").await?;
     state.metrics.quota_refusals.inc();
     Err(quota::exceeded(used, u.size, quota))
 }
 
-/// Checks the parts against storage and composes the object. `Ok(None)` when composed,
-/// `Ok(Some(missing))` when parts are missing. Times the `check` and `compose` steps from
+/// What checking and composing the parts ended in.
+pub(super) enum Composed {
+    /// The object is whole.
+    Done,
+    /// The storage lacks these parts (or forgot the upload, which starts it again).
+    Missing(Vec<u32>),
+    /// The storage refused the part list (logged): the parts go back to uploading.
+    Refused,
+}
+
+/// Checks the parts against storage and composes the object. Times the `check` and
+/// `compose` steps from `since`.
 /// `since`.
-pub(super) async fn compose(state: &AppState, u: &UploadRow, since: Instant) -> Result<Option<Vec<u32>>, UploadError> {
-    let plan = plan_of(u);
+pub(super) async fn compose(state: &AppState, u: &UploadRow, since: Instant) -> Result<Composed, UploadError> {
+    let plan = u.plan();
     let Some(sid) = &u.storage_upload_id else {
         // A single PUT: the object is there, with the planned size, or it is not.
         if state.store.head(&u.storage_key).await? != Some(plan.size) {
-            return Ok(Some(vec![1]));
+            return Ok(Composed::Missing(vec![1]));
         }
         state.metrics.compositions.inc();
-        return Ok(None);
+        return Ok(Composed::Done);
     };
     // The storage's list and the tracker's SHA-1s (for storage that lists none), together.
     let (stored, tracked) =
@@ -187,19 +216,19 @@ pub(super) async fn compose(state: &AppState, u: &UploadRow, since: Instant) -> 
         }
     }
     if !missing.is_empty() {
-        return Ok(Some(missing));
+        return Ok(Composed::Missing(missing));
     }
     let t = state.metrics.step("check", since);
     match state.store.complete(&u.storage_key, sid, &parts).await {
         Ok(()) => {
             state.metrics.step("compose", t);
             state.metrics.compositions.inc();
-            Ok(None)
+            Ok(Composed::Done)
         }
         Err(StorageError::NoSuchUpload) => after_lost_upload(state, u).await,
         Err(StorageError::InvalidPart(msg)) => {
             tracing::warn!(upload = %u.id, %msg, "storage refused the part list");
-            Ok(Some(Vec::new()))
+            Ok(Composed::Refused)
         }
         Err(e) => Err(e.into()),
     }
@@ -208,13 +237,13 @@ pub(super) async fn compose(state: &AppState, u: &UploadRow, since: Instant) -> 
 /// The storage no longer knows the multipart upload. Either a replica composed it and died
 /// before writing the file row (the object exists), or the storage purged it (MinIO does
 /// after 24 h): then start a fresh multipart upload under the same id, with no parts.
-pub(super) async fn after_lost_upload(state: &AppState, u: &UploadRow) -> Result<Option<Vec<u32>>, UploadError> {
-    let plan = plan_of(u);
+pub(super) async fn after_lost_upload(state: &AppState, u: &UploadRow) -> Result<Composed, UploadError> {
+    let plan = u.plan();
     if state.store.head(&u.storage_key).await? == Some(plan.size) {
-        return Ok(None);
+        return Ok(Composed::Done);
     }
     restart(state, u).await?;
-    Ok(Some((1..=plan.part_count).collect()))
+    Ok(Composed::Missing((1..=plan.part_count).collect()))
 }
 
 /// How long one replica may hold an upload's completion before another may take it over.
@@ -224,4 +253,28 @@ pub(super) fn completion_lease(state: &AppState) -> Duration {
 
 pub(super) fn lease_ms(state: &AppState) -> i64 {
     i64::try_from(completion_lease(state).as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Compose the file now (idempotent). The parts are checked against the storage first.
+#[utoipa::path(post, path = "/api/v1/uploads/{upload_id}/complete", operation_id = "complete_upload", tag = "uploads", request_body = CompleteRequest,
+    params(("upload_id" = String, Path,)),
+    responses(
+        (status = 200, description = "Complete; `file` is set", body = UploadView),
+        (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`quota-exceeded`: the upload would pass the quota; it was aborted", body = ErrorBody),
+        (status = 404, description = "`upload-not-found`", body = ErrorBody),
+        (status = 409, description = "`parts-missing` (the message lists them), `upload-completing`, `sha1-conflict`", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),
+        (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
+        (status = 422, description = "`invalid-sha1`, `invalid-field`", body = ErrorBody),
+))]
+pub async fn handler(
+    user: User,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Object<CompleteRequest>>,
+) -> Res {
+    let sha1 = body.into_inner().0.sha1;
+    Ok(HttpResponse::Ok().json(complete(&state, &user, &id, sha1.as_deref()).await?))
 }

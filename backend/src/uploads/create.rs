@@ -2,7 +2,18 @@
 //! the storage's multipart upload, the row (inside the quota, atomically), the tracker, and
 //! what a claimed SHA-1 or probe already gets.
 
-use super::*;
+use actix_web::{web, HttpResponse};
+use shardrop_engine::{Plan, Sha1Hex};
+
+use super::instant::{dedup_candidate, dedup_claim};
+use super::model::*;
+use super::repo::{self, UploadRow};
+use super::state::State;
+use super::{quota, validate, CreateUpload, UploadError, UploadView};
+use crate::app::AppState;
+use crate::auth::User;
+use crate::db::now_ms;
+use crate::error::ErrorBody;
 
 /// What `POST /uploads` answers.
 pub enum Created {
@@ -33,7 +44,7 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
             };
             if same {
                 if let Some(sha1) = &sha1 {
-                    dedup(state, &u, sha1).await?;
+                    dedup_claim(state, &u, sha1).await?;
                 }
                 let mut v = view(state, reload(state, &u.id).await?).await?;
                 v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
@@ -62,7 +73,7 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
         part_count: i64::from(plan.part_count),
         storage_key: key,
         storage_upload_id,
-        state: UPLOADING.into(),
+        state: State::Uploading,
         file_id: None,
         created_at: now,
         updated_at: now,
@@ -90,15 +101,34 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
     state.metrics.uploads_started.inc();
     let row = match &row.sha1 {
         Some(sha1) => {
-            dedup(state, &row, &Sha1Hex::parse(sha1)?).await?;
+            dedup_claim(state, &row, &Sha1Hex::parse(sha1)?).await?;
             reload(state, &row.id).await?
         }
         None => row,
     };
-    let mut v = match row.state.as_str() {
-        UPLOADING => view_with_parts(state, &row, Vec::new()).await?,
+    let mut v = match row.state {
+        State::Uploading => view_with_parts(state, &row, Vec::new()).await?,
         _ => view(state, row).await?, // instant: the owner's own content, linked at once
     };
     v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
     Ok(Created::New(v))
+}
+
+/// Start an upload, or resume an open one of the same file. A `sha1` that names stored
+/// content gets a `challenge`: answer it (`/proof`) and nothing needs sending.
+#[utoipa::path(post, path = "/api/v1/uploads", operation_id = "create_upload", tag = "uploads", request_body = CreateUpload, responses(
+    (status = 201, description = "A new upload and its plan", body = UploadView),
+    (status = 200, description = "An open upload of the same file, to resume", body = UploadView),
+    (status = 400, description = "`malformed-json`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 403, description = "`quota-exceeded`", body = ErrorBody),
+    (status = 413, description = "`file-too-large`, `body-too-large`", body = ErrorBody),
+    (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
+    (status = 422, description = "`invalid-name`, `invalid-sha1`, `invalid-probe`, `invalid-content-type`, `invalid-field`", body = ErrorBody),
+))]
+pub async fn handler(user: User, state: web::Data<AppState>, body: web::Json<CreateUpload>) -> Res {
+    Ok(match create(&state, &user, body.into_inner()).await? {
+        Created::New(v) => HttpResponse::Created().json(v),
+        Created::Resumed(v) => HttpResponse::Ok().json(v),
+    })
 }

@@ -1,18 +1,29 @@
 //! `DELETE /uploads/{id}` and the reaper's aborts: storage, tracker, then SQL. An upload
 //! whose file already exists is finished, never dropped.
 
-use super::*;
+use actix_web::{web, HttpResponse};
+
+use super::complete::lease_ms;
+use super::model::*;
+use super::repo::{self, UploadRow};
+use super::state::State;
+use super::UploadError;
+use crate::app::AppState;
+use crate::auth::User;
+use crate::db::now_ms;
+use crate::error::ErrorBody;
+use crate::files::{self};
 
 pub async fn abort(state: &AppState, user: &User, id: &str) -> Result<(), UploadError> {
     // A report landing between the read and the claim changes `updated_at`: look again.
     for _ in 0..5 {
         let u = load(state, user, id).await?;
-        match u.state.as_str() {
-            COMPLETE | INSTANT => return Err(UploadError::AlreadyComplete),
-            COMPLETING if u.updated_at >= now_ms() - lease_ms(state) => return Err(UploadError::Completing),
+        match u.state {
+            State::Complete | State::Instant => return Err(UploadError::AlreadyComplete),
+            State::Completing if u.updated_at >= now_ms() - lease_ms(state) => return Err(UploadError::Completing),
             _ => {}
         }
-        if repo::transition_if_unchanged(&state.db, id, &u.state, u.updated_at, ABORTING, now_ms()).await? {
+        if repo::transition_if_unchanged(&state.db, id, u.state, u.updated_at, State::Aborting, now_ms()).await? {
             return abort_claimed(state, &u, "client").await;
         }
     }
@@ -30,7 +41,8 @@ pub async fn abort_claimed(state: &AppState, u: &UploadRow, reason: &str) -> Res
         if linked {
             drop_parts(state, u).await?;
         }
-        repo::finish(&state.db, &u.id, if linked { INSTANT } else { COMPLETE }, &file.id, now_ms()).await?;
+        repo::finish(&state.db, &u.id, if linked { State::Instant } else { State::Complete }, &file.id, now_ms())
+            .await?;
         return Err(UploadError::AlreadyComplete);
     }
     drop_parts(state, u).await?;
@@ -52,4 +64,19 @@ pub(super) async fn drop_parts(state: &AppState, u: &UploadRow) -> Result<(), Up
         tracing::warn!(upload = %u.id, error = %e, "tracker forget failed; its keys expire on their own");
     }
     Ok(())
+}
+
+/// Abort: the parts go from storage, the tracker and SQL.
+#[utoipa::path(delete, path = "/api/v1/uploads/{upload_id}", operation_id = "abort_upload", tag = "uploads",
+    params(("upload_id" = String, Path,)),
+    responses(
+        (status = 204, description = "Aborted"),
+        (status = 400, description = "`invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`upload-not-found`", body = ErrorBody),
+        (status = 409, description = "`upload-complete` (delete the file instead), `upload-completing`", body = ErrorBody),
+))]
+pub async fn handler(user: User, state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    abort(&state, &user, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

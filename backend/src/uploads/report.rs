@@ -1,7 +1,19 @@
 //! `PUT /uploads/{id}/parts/{n}`: a stored part is counted in the tracker (idempotently);
 //! the report that completes the set composes the file.
 
-use super::*;
+use actix_web::{web, HttpResponse};
+use shardrop_engine::Sha1B64;
+
+use super::complete::{finish, Finish};
+use super::model::*;
+use super::repo::UploadRow;
+use super::state::State;
+use super::{validate, ReportAnswer, ReportPart, UploadError, UploadState};
+use crate::app::AppState;
+use crate::auth::User;
+use crate::error::ErrorBody;
+use crate::files::FileView;
+use crate::tracker::PartRecord;
 
 pub async fn report(
     state: &AppState,
@@ -14,13 +26,13 @@ pub async fn report(
     validate::etag(etag)?;
     let sha1 = Sha1B64::parse(sha1)?;
     let u = load(state, user, id).await?;
-    let plan = plan_of(&u);
+    let plan = u.plan();
     if plan.part_range(number).is_none() {
         return Err(UploadError::InvalidPartNumber { number, part_count: plan.part_count });
     }
-    match u.state.as_str() {
-        COMPLETE | INSTANT => return answer_finished(state, &u).await,
-        COMPLETING => {
+    match u.state {
+        State::Complete | State::Instant => return answer_finished(state, &u).await,
+        State::Completing => {
             return Ok(ReportAnswer {
                 parts_done: plan.part_count,
                 part_count: plan.part_count,
@@ -72,13 +84,39 @@ pub async fn report(
 }
 
 pub(super) async fn answer_finished(state: &AppState, u: &UploadRow) -> Result<ReportAnswer, UploadError> {
-    let plan = plan_of(u);
+    let plan = u.plan();
     let file = finished_file(state, u).await?;
-    let st = if u.state == INSTANT { UploadState::Instant } else { UploadState::Complete };
+    let st = if u.state == State::Instant { UploadState::Instant } else { UploadState::Complete };
     Ok(ReportAnswer {
         parts_done: plan.part_count,
         part_count: plan.part_count,
         state: st,
         file: Some(FileView::from(&file)),
     })
+}
+
+/// Report a stored part. Idempotent; the report that makes the set whole composes the file.
+#[utoipa::path(put, path = "/api/v1/uploads/{upload_id}/parts/{number}", operation_id = "report_part", tag = "uploads", request_body = ReportPart,
+    params(
+        ("upload_id" = String, Path,),
+        ("number" = u32, Path, description = "1-based part number", minimum = 1, maximum = 10000),
+    ),
+    responses(
+        (status = 200, body = ReportAnswer),
+        (status = 400, description = "`malformed-json`, `invalid-path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`quota-exceeded`: the upload would pass the quota; it was aborted", body = ErrorBody),
+        (status = 404, description = "`upload-not-found`", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),
+        (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
+        (status = 422, description = "`invalid-part-number`, `invalid-etag`, `invalid-sha1`, `invalid-field`", body = ErrorBody),
+))]
+pub async fn handler(
+    user: User,
+    state: web::Data<AppState>,
+    path: web::Path<(String, u32)>,
+    body: web::Json<ReportPart>,
+) -> Res {
+    let (id, number) = path.into_inner();
+    Ok(HttpResponse::Ok().json(report(&state, &user, &id, number, &body.etag, &body.sha1).await?))
 }
