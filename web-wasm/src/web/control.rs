@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use futures_channel::oneshot;
-use web_sys::AbortController;
+use web_sys::{AbortController, AbortSignal};
 
 use super::error::EngineError;
 
@@ -78,21 +78,19 @@ impl Control {
         self.wake();
     }
 
-    /// A handle whose abort stops the request of part `number`. A request registered after
-    /// a pause, cancel or finish (its caller passed the gate before, then awaited something
-    /// else) is aborted at once, so no new PUT ever starts while paused.
-    pub fn track(&self, number: u32) -> Option<AbortController> {
+    /// A guard over the request of part `number`: pausing, cancelling or finishing aborts
+    /// it, and so does dropping the guard before [`InFlight::done`] (the request's future was
+    /// dropped: nothing waits for its answer). A request registered after a pause, cancel or
+    /// finish (its caller passed the gate before, then awaited something else) is aborted at
+    /// once, so no new PUT ever starts while paused.
+    pub fn track(&self, number: u32) -> Option<InFlight<'_>> {
         let c = AbortController::new().ok()?;
         if self.paused.get() || self.cancelled.get() || self.finished.get() {
             c.abort();
         } else {
             self.in_flight.borrow_mut().insert(number, c.clone());
         }
-        Some(c)
-    }
-
-    pub fn untrack(&self, number: u32) {
-        self.in_flight.borrow_mut().remove(&number);
+        Some(InFlight { ctl: self, number, controller: Some(c) })
     }
 
     fn abort_all(&self) {
@@ -104,6 +102,33 @@ impl Control {
     fn wake(&self) {
         for w in self.waiters.borrow_mut().drain(..) {
             let _ = w.send(());
+        }
+    }
+}
+
+/// A request of [`Control`]'s, aborted on drop unless it is [`done`](InFlight::done).
+pub struct InFlight<'a> {
+    ctl: &'a Control,
+    number: u32,
+    controller: Option<AbortController>,
+}
+
+impl InFlight<'_> {
+    pub fn signal(&self) -> Option<AbortSignal> {
+        self.controller.as_ref().map(AbortController::signal)
+    }
+
+    /// The answer has come (its body may still be read): stop tracking, do not abort.
+    pub fn done(mut self) {
+        self.controller = None;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.ctl.in_flight.borrow_mut().remove(&self.number);
+        if let Some(c) = self.controller.take() {
+            c.abort();
         }
     }
 }

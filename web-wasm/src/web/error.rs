@@ -4,6 +4,8 @@
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 
+use crate::protocol::{Code, ErrorBody};
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineError {
     pub code: String,
@@ -41,12 +43,7 @@ impl EngineError {
     }
     /// An answer of the backend: `{code, message}` when it sent one.
     pub fn backend(status: u16, body: &str) -> Self {
-        #[derive(serde::Deserialize)]
-        struct Body {
-            code: String,
-            message: String,
-        }
-        let (code, message) = match serde_json::from_str::<Body>(body) {
+        let (code, message) = match serde_json::from_str::<ErrorBody>(body) {
             Ok(b) => (b.code, b.message),
             Err(_) => ("http-error".to_owned(), format!("the server answered {status}")),
         };
@@ -54,5 +51,9 @@ impl EngineError {
     }
     pub fn is_cancelled(&self) -> bool {
         self.code == "cancelled"
+    }
+    /// Whether the backend answered with this code.
+    pub fn is(&self, code: Code) -> bool {
+        self.status.is_some() && self.code == code.as_str()
     }
 }

@@ -137,15 +137,24 @@ impl ReadAhead {
         let (tx, rx) = oneshot::channel();
         let (blob, r, spare) = (self.blob.clone(), range.clone(), self.spare.pop());
         wasm_bindgen_futures::spawn_local(async move {
-            let _ = tx.send(read_range(&blob, r, spare).await);
+            // Dropping the `Reading` (the ReadAhead went: a pause, a cancel, an instant
+            // upload) stops the read between chunks.
+            let read = read_range(&blob, r, spare, &|| tx.is_canceled()).await;
+            let _ = tx.send(read);
         });
         Some(Reading { number, range, bytes: rx })
     }
 }
 
 /// Reads `range` of `blob`: into `spare` (or a new buffer) through a BYOB reader of the
-/// slice's stream, else with `arrayBuffer()`.
-async fn read_range(blob: &Blob, range: Range<u64>, spare: Option<ArrayBuffer>) -> Result<Uint8Array, EngineError> {
+/// slice's stream, else with `arrayBuffer()`. A BYOB read stops (its stream cancelled) as
+/// soon as `unwanted` says nobody waits for it any more.
+async fn read_range(
+    blob: &Blob,
+    range: Range<u64>,
+    spare: Option<ArrayBuffer>,
+    unwanted: &dyn Fn() -> bool,
+) -> Result<Uint8Array, EngineError> {
     let slice = blob.slice_with_f64_and_f64(range.start as f64, range.end as f64).map_err(EngineError::read)?;
     let len = u32::try_from(range.end - range.start).ok();
     let reader = len.and_then(|_| byob_reader(&slice));
@@ -155,6 +164,11 @@ async fn read_range(blob: &Blob, range: Range<u64>, spare: Option<ArrayBuffer>) 
     let mut buffer = spare.filter(|b| b.byte_length() >= len).unwrap_or_else(|| ArrayBuffer::new(len));
     let mut filled = 0u32;
     while filled < len {
+        if unwanted() {
+            let _ = reader.cancel();
+            reader.release_lock();
+            return Err(EngineError::new("cancelled", "the read is no longer wanted"));
+        }
         // Each read moves the buffer to a new ArrayBuffer object (no copy): go on with that one.
         let view = Uint8Array::new_with_byte_offset_and_length(&buffer, filled, len - filled);
         let result: ReadableStreamReadResult = JsFuture::from(reader.read_with_array_buffer_view(&view))

@@ -15,8 +15,9 @@ mod control;
 mod error;
 mod io;
 mod kv;
-mod signer;
+mod part_urls;
 mod task;
+mod transport;
 
 use control::Control;
 use task::{Event, Task};

@@ -1,13 +1,14 @@
-//! Part URLs, signed in batches shortly before use: when a sender needs a URL, every part
+//! Part URLs (`PartUrls`), signed in batches shortly before use: when a sender needs a URL, every part
 //! hashed and waiting is signed with it in one request. A URL close to expiry, or one the
 //! storage called expired, is signed again.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use super::api::{Api, PartDigests, SignedPart};
+use super::api::Api;
 use super::error::EngineError;
 use super::io::now_ms;
+use crate::protocol::{SignPart, SignedPart};
 
 /// Most parts signed in one request.
 const BATCH: usize = 32;
@@ -15,15 +16,16 @@ const BATCH: usize = 32;
 const MARGIN_MS: f64 = 60_000.0;
 
 #[derive(Default)]
-pub struct Signer {
+pub struct PartUrls {
     /// Parts hashed and not yet stored.
-    known: RefCell<BTreeMap<u32, PartDigests>>,
+    known: RefCell<BTreeMap<u32, SignPart>>,
     signed: RefCell<HashMap<u32, (SignedPart, f64)>>,
 }
 
-impl Signer {
-    pub fn know(&self, number: u32, digests: PartDigests) {
-        self.known.borrow_mut().insert(number, digests);
+impl PartUrls {
+    /// A part hashed and waiting: what its URL will be signed for.
+    pub fn know(&self, part: SignPart) {
+        self.known.borrow_mut().insert(part.number, part);
     }
 
     pub fn forget(&self, number: u32) {
@@ -45,19 +47,17 @@ impl Signer {
         if let Some(p) = self.fresh(number) {
             return Ok(p);
         }
-        let batch: Vec<(u32, PartDigests)> = {
+        let batch: Vec<SignPart> = {
             let known = self.known.borrow();
-            let first = known.get(&number).map(|d| (number, d.clone()));
-            let others =
-                known.iter().filter(|(n, _)| **n != number && self.fresh(**n).is_none()).map(|(n, d)| (*n, d.clone()));
+            let first = known.get(&number).cloned();
+            let others = known.values().filter(|p| p.number != number && self.fresh(p.number).is_none()).cloned();
             first.into_iter().chain(others).take(BATCH).collect()
         };
-        if batch.first().map(|p| p.0) != Some(number) {
+        if batch.first().map(|p| p.number) != Some(number) {
             return Err(EngineError::new("internal", format!("part {number} was never hashed")));
         }
-        for part in api.sign(upload, &batch).await? {
-            let expires = js_sys::Date::parse(&part.expires_at);
-            let expires = if expires.is_nan() { now_ms() + 5.0 * 60_000.0 } else { expires };
+        for part in api.sign(upload, batch).await? {
+            let expires = part.expires_at.timestamp_millis() as f64;
             self.signed.borrow_mut().insert(part.number, (part, expires));
         }
         self.signed

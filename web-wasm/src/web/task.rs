@@ -19,27 +19,22 @@ use futures_util::{SinkExt, StreamExt};
 use js_sys::Uint8Array;
 use md5::Md5;
 use serde::Serialize;
-use serde_json::json;
 use sha1::{Digest, Sha1};
-use wasm_bindgen::JsValue;
 use web_sys::File;
 
-use super::api::{Api, FileInfo, PartDigests, Started};
+use super::api::{Api, Started};
 use super::control::Control;
 use super::error::EngineError;
-use super::io::{self, fetch, now_ms, online, sleep_ms, text, until_online, ReadAhead};
+use super::io::{self, now_ms, sleep_ms, ReadAhead};
 use super::kv;
-use super::signer::Signer;
+use super::transport::{Put, Transport};
 use crate::probe::ProbeCollector;
-use crate::progress::{backoff_ms, Progress, Snapshot};
+use crate::progress::{Progress, Snapshot};
+use crate::protocol::{Code, CreateUpload, FileView, PartCheck, ReportPart, SignPart, UploadState, UploadView};
 use crate::{Md5B64, Plan, Sha1Hex};
 
 /// Bytes copied into wasm memory at a time for the whole-file hash (the buffer is reused).
 pub(super) const CHUNK: u32 = 1 << 20;
-/// Tries of one part PUT (network and 5xx failures) before the task fails.
-const PART_ATTEMPTS: u32 = 12;
-/// Re-signs of one part (expired URLs) before the task fails.
-const RESIGNS: u32 = 5;
 /// Rounds of "send what the storage lacks" before giving up (storage lost parts).
 const ROUNDS: u32 = 3;
 
@@ -84,7 +79,7 @@ pub struct Stored {
 }
 
 impl Stored {
-    fn of(f: FileInfo, instant: bool) -> Self {
+    fn of(f: FileView, instant: bool) -> Self {
         Self { file_id: f.file_id, sha1: f.sha1, size: f.size, instant }
     }
 }
@@ -107,14 +102,6 @@ struct Hashed {
     sha1: String,
 }
 
-/// What became of a part's PUT.
-enum Put {
-    /// The storage took it; its ETag header, if the browser could read it.
-    Stored { etag: Option<String> },
-    /// The upload finished (instant) before it went: nothing was sent.
-    Skipped,
-}
-
 pub struct Task {
     pub id: u32,
     file: File,
@@ -124,15 +111,13 @@ pub struct Task {
     pub ctl: Rc<Control>,
     emit: Rc<dyn Fn(Event)>,
     concurrency: usize,
-    signer: Signer,
+    transport: Transport,
     progress: RefCell<Progress>,
     started_ms: f64,
     first_put: Cell<bool>,
     upload_id: RefCell<String>,
     /// Set by the report that completed the upload, or the answer that made it instant.
-    file_info: RefCell<Option<FileInfo>>,
-    /// No new PUT starts before this time (a 429 from the storage).
-    hold_until: Cell<f64>,
+    file_info: RefCell<Option<FileView>>,
     /// The storage checks parts by Content-MD5: compute each part's MD5 too.
     md5_parts: Cell<bool>,
 }
@@ -140,21 +125,21 @@ pub struct Task {
 impl Task {
     pub fn new(id: u32, file: File, name: String, api: Api, concurrency: usize, emit: Rc<dyn Fn(Event)>) -> Self {
         let size = file.size() as u64;
+        let ctl = Rc::new(Control::default());
         Self {
             id,
             file,
             name,
             api,
-            ctl: Rc::new(Control::default()),
+            transport: Transport::new(ctl.clone()),
+            ctl,
             emit,
             concurrency: concurrency.clamp(1, 6),
-            signer: Signer::default(),
             progress: RefCell::new(Progress::new(size)),
             started_ms: now_ms(),
             first_put: Cell::new(false),
             upload_id: RefCell::new(String::new()),
             file_info: RefCell::new(None),
-            hold_until: Cell::new(0.0),
             md5_parts: Cell::new(false),
         }
     }
@@ -206,32 +191,28 @@ impl Task {
         let upload = match self.resume(&memory).await? {
             Some(u) => u,
             None => {
-                let mut req = json!({
-                    "name": self.name,
-                    "size": size,
-                    "last_modified": self.file.last_modified() as i64,
-                    "probe": self.probe(size).await?.as_str(),
-                });
                 let ct = self.file.type_();
-                if !ct.is_empty() {
-                    req["content_type"] = json!(ct);
-                }
-                // A file this browser stored before: its SHA-1 is known, no hashing needed.
-                if let Some(sha1) = &memory.sha1 {
-                    req["sha1"] = json!(sha1);
-                }
-                match self.api.start(req).await? {
+                let req = CreateUpload {
+                    name: self.name.clone(),
+                    size,
+                    content_type: (!ct.is_empty()).then_some(ct),
+                    // A file this browser stored before: its SHA-1 is known, no hashing needed.
+                    sha1: memory.sha1.clone(),
+                    last_modified: Some(self.file.last_modified() as i64),
+                    probe: Some(self.probe(size).await?.as_str().to_owned()),
+                };
+                match self.api.start(&req).await? {
                     Started::Instant(file) => return Ok(Stored::of(file, true)),
                     Started::Upload(u) => u,
                 }
             }
         };
         let upload = self.settle(upload).await?;
-        if let (Some(file), "instant") = (upload.file.clone(), upload.state.as_str()) {
-            return Ok(Stored::of(file, true));
+        if let Some(file) = upload.instant_file() {
+            return Ok(Stored::of(file.clone(), true));
         }
         *self.upload_id.borrow_mut() = upload.upload_id.clone();
-        self.md5_parts.set(upload.part_check == "md5");
+        self.md5_parts.set(upload.part_check == PartCheck::Md5);
         (self.emit)(Event::Started { task: self.id, upload_id: &upload.upload_id });
         let remember = Memory { upload_id: Some(upload.upload_id.clone()), sha1: None };
         kv::put(&fp, &serde_json::to_string(&remember).unwrap_or_default()).await;
@@ -245,8 +226,8 @@ impl Task {
             // A verified file has this size and probe: hash everything before sending anything.
             let sha1 = self.hash_whole(&plan).await?;
             let u = self.settle(self.api.set_sha1(&upload.upload_id, sha1.as_str()).await?).await?;
-            if let (Some(file), "instant") = (u.file.clone(), u.state.as_str()) {
-                return Ok(Stored::of(file, true));
+            if let Some(file) = u.instant_file() {
+                return Ok(Stored::of(file.clone(), true));
             }
             whole = Some(sha1);
         }
@@ -261,7 +242,7 @@ impl Task {
                     kv::put(&fp, &serde_json::to_string(&remember).unwrap_or_default()).await;
                     return Ok(stored);
                 }
-                Err(e) if e.code == "parts-missing" && round + 1 < ROUNDS => {
+                Err(e) if e.is(Code::PartsMissing) && round + 1 < ROUNDS => {
                     // The storage lost parts (or forgot the upload): send what it lacks.
                     let id = self.upload_id.borrow().clone();
                     let u = self
@@ -286,7 +267,7 @@ impl Task {
     /// Answers the backend's proof-of-possession challenge, if it asks one: the SHA-1 of its
     /// nonce followed by the byte range it picked, read from the file here. Right, the upload ends as `instant`; a
     /// refused answer (the file changed on disk) is no failure: the parts go as usual.
-    async fn settle(&self, u: super::api::Upload) -> Result<super::api::Upload, EngineError> {
+    async fn settle(&self, u: UploadView) -> Result<UploadView, EngineError> {
         let Some(c) = &u.challenge else { return Ok(u) };
         let nonce = hex::decode(&c.nonce).map_err(|e| EngineError::new("bad-response", format!("nonce: {e}")))?;
         let bytes = io::read(&self.file, c.offset, c.offset + c.length).await?.to_vec();
@@ -296,17 +277,15 @@ impl Task {
         let answer = Sha1Hex::from_digest(&hasher.finalize().into());
         match self.api.prove(&u.upload_id, answer.as_str()).await {
             Ok(proved) => Ok(proved),
-            Err(e) if e.code == "challenge-failed" || e.code == "no-challenge" => {
-                Ok(super::api::Upload { challenge: None, ..u })
-            }
+            Err(e) if e.is(Code::ChallengeFailed) || e.is(Code::NoChallenge) => Ok(UploadView { challenge: None, ..u }),
             Err(e) => Err(e),
         }
     }
 
     /// The upload this browser started for the same file, if the backend still has it open.
-    async fn resume(&self, memory: &Memory) -> Result<Option<super::api::Upload>, EngineError> {
+    async fn resume(&self, memory: &Memory) -> Result<Option<UploadView>, EngineError> {
         let Some(id) = &memory.upload_id else { return Ok(None) };
-        Ok(self.api.get(id).await?.filter(|u| u.state == "uploading" && u.part_count > 0))
+        Ok(self.api.get(id).await?.filter(|u| u.state == UploadState::Uploading && u.part_count > 0))
     }
 
     async fn probe(&self, size: u64) -> Result<Sha1Hex, EngineError> {
@@ -380,7 +359,7 @@ impl Task {
                 let sha1 = io::finish_sha1(digest).await?;
                 let len = r.end - r.start;
                 let md5 = md5.map(|m| Md5B64::from_digest(&m.finalize().into()).as_str().to_owned());
-                self.signer.know(number, PartDigests { sha1: sha1.as_str().to_owned(), size: len, md5 });
+                self.transport.know(SignPart { number, sha1: sha1.as_str().to_owned(), size: len, md5 });
                 let body = self.file.slice_with_f64_and_f64(r.start as f64, r.end as f64).map_err(EngineError::read)?;
                 let part = Hashed { number, body, len, sha1: sha1.as_str().to_owned() };
                 match tx.try_send(part) {
@@ -414,8 +393,8 @@ impl Task {
         if !self.ctl.is_finished() {
             let id = self.upload_id.borrow().clone();
             let u = self.settle(self.api.set_sha1(&id, sha1.as_str()).await?).await?;
-            if let (Some(file), "instant") = (u.file, u.state.as_str()) {
-                *self.file_info.borrow_mut() = Some(file);
+            if let Some(file) = u.instant_file() {
+                *self.file_info.borrow_mut() = Some(file.clone());
                 self.ctl.finish();
             }
         }
@@ -434,7 +413,7 @@ impl Task {
                 if task.ctl.is_finished() {
                     continue;
                 }
-                let put = task.send(&part).await;
+                let put = task.put(&part).await;
                 if let Some(report) = reporting.take() {
                     task.reported(report).await?;
                 }
@@ -475,91 +454,24 @@ impl Task {
 
     /// An error is no failure when the upload ended as instant under us.
     fn ended_or(&self, e: EngineError) -> Result<(), EngineError> {
-        if self.ctl.is_finished() || e.code == "upload-complete" {
+        if self.ctl.is_finished() || e.is(Code::UploadComplete) {
             Ok(())
         } else {
             Err(e)
         }
     }
 
-    /// PUTs one part, re-signing and retrying as needed.
-    async fn send(&self, part: &Hashed) -> Result<Put, EngineError> {
+    /// PUTs one part through the transport; the first PUT of the task starts the clock.
+    async fn put(&self, part: &Hashed) -> Result<Put, EngineError> {
         let id = self.upload_id.borrow().clone();
-        let n = part.number;
-        let (mut failures, mut resigns) = (0u32, 0u32);
-        loop {
-            self.ctl.gate().await?;
-            if self.ctl.is_finished() {
-                return Ok(Put::Skipped);
-            }
-            let wait = self.hold_until.get() - now_ms();
-            if wait > 0.0 {
-                sleep_ms(wait).await;
-                continue;
-            }
-            let signed = self.signer.url(&self.api, &id, n).await?;
-            if self.ctl.is_paused() || self.ctl.is_cancelled() || self.ctl.is_finished() {
-                continue; // paused while signing: no await from here to fetch(), so none slips through
-            }
+        let sending = || {
             if !self.first_put.replace(true) {
                 (self.emit)(Event::Timing { task: self.id, name: "first_put_ms", ms: now_ms() - self.started_ms });
                 self.progress.borrow_mut().start(now_ms());
                 self.state("uploading");
             }
-            let abort = self.ctl.track(n);
-            let signal = abort.as_ref().map(|a| a.signal());
-            let headers: Vec<(&str, &str)> = signed.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let result =
-                fetch(&signed.method, &signed.url, &headers, Some(&JsValue::from(&part.body)), signal.as_ref()).await;
-            self.ctl.untrack(n);
-            let error = match result {
-                Ok(resp) if resp.ok() => return Ok(Put::Stored { etag: resp.headers().get("etag").ok().flatten() }),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let body = text(&resp).await.unwrap_or_default();
-                    let expired =
-                        status == 403 || (status == 400 && (body.contains("too old") || body.contains("xpired")));
-                    if expired && resigns < RESIGNS {
-                        resigns += 1;
-                        self.signer.invalidate(n);
-                        continue;
-                    }
-                    if status == 429 {
-                        let after =
-                            resp.headers().get("retry-after").ok().flatten().and_then(|s| s.parse::<f64>().ok());
-                        self.hold_until.set(now_ms() + after.unwrap_or(2.0) * 1000.0);
-                    }
-                    let snippet: String = body.chars().take(300).collect();
-                    let e = EngineError {
-                        status: Some(status),
-                        retry: status == 408 || status == 429 || status >= 500,
-                        ..EngineError::new(
-                            "storage-refused",
-                            format!("the storage refused part {n} ({status}): {snippet}"),
-                        )
-                    };
-                    if !e.retry {
-                        return Err(e);
-                    }
-                    e
-                }
-                Err(e) => {
-                    if self.ctl.is_paused() || self.ctl.is_cancelled() || self.ctl.is_finished() {
-                        continue; // aborted on purpose: the gate decides what next
-                    }
-                    if !online() {
-                        until_online().await;
-                        continue;
-                    }
-                    EngineError::network(&e)
-                }
-            };
-            failures += 1;
-            if failures >= PART_ATTEMPTS {
-                return Err(error);
-            }
-            sleep_ms(backoff_ms(failures - 1, js_sys::Math::random())).await;
-        }
+        };
+        self.transport.put(&self.api, &id, part.number, &part.body, &sending).await
     }
 
     /// The part is stored: report it (the report that completes the set composes the file).
@@ -571,8 +483,8 @@ impl Task {
             ));
         };
         let id = self.upload_id.borrow().clone();
-        let report = self.api.report(&id, part.number, &etag, &part.sha1).await?;
-        self.signer.forget(part.number);
+        let report = self.api.report(&id, part.number, &ReportPart { etag, sha1: part.sha1.clone() }).await?;
+        self.transport.forget(part.number);
         self.progress.borrow_mut().sent(now_ms(), part.len);
         self.report_progress();
         if let Some(file) = report.file {
@@ -589,10 +501,10 @@ impl Task {
             match self.api.complete(&id, sha1.as_str()).await {
                 Ok(u) => {
                     if let Some(file) = u.file {
-                        return Ok(Stored::of(file, u.state == "instant"));
+                        return Ok(Stored::of(file, u.state == UploadState::Instant));
                     }
                 }
-                Err(e) if e.code == "upload-completing" => {}
+                Err(e) if e.is(Code::UploadCompleting) => {}
                 Err(e) => return Err(e),
             }
             sleep_ms(f64::from(100 + 50 * attempt.min(20))).await;
