@@ -20,10 +20,10 @@ use sqlx::FromRow;
 
 use super::repo::UploadRow;
 use super::UploadError;
-use crate::app::AppState;
 use crate::config::DedupScope;
 use crate::db::{now_ms, Db};
 use crate::files::{self, FileRow};
+use crate::state::AppState;
 
 /// Most bytes a proof-of-possession range covers (the client reads and hashes them).
 const CHALLENGE_MAX: i64 = 1024 * 1024;
@@ -124,30 +124,33 @@ async fn live_file(state: &AppState, sha1: &Sha1Hex, size: i64) -> Result<Option
 }
 
 /// Counts one look at other users' content against the user's `dedup.claims_per_hour`;
-/// false (and nothing counted) when none is left this hour. The look is written first and
-/// counted after, so looks sent side by side can never all fit: each sees the others.
+/// false (and nothing counted) when none is left this hour.
 async fn charge(state: &AppState, user: &str, now: i64) -> Result<bool, sqlx::Error> {
+    // Under a lock on the user's row (PostgreSQL holds it to the commit; SQLite has one
+    // writer), as the quota does: looks sent side by side take turns, so exactly the rate
+    // fits. (Written first and counted after, racing looks could all see each other and
+    // all be refused, leaving the hour unspent.)
+    let mut tx = state.db.begin().await?;
+    sqlx::query("UPDATE users SET username = username WHERE id = $1").bind(user).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM dedup_attempts WHERE user_id = $1 AND at < $2")
         .bind(user)
         .bind(now - HOUR_MS)
-        .execute(&state.db)
+        .execute(&mut *tx)
         .await?;
-    let id = hex::encode(rand::random::<[u8; 16]>());
-    sqlx::query("INSERT INTO dedup_attempts (id, user_id, at) VALUES ($1, $2, $3)")
-        .bind(&id)
-        .bind(user)
-        .bind(now)
-        .execute(&state.db)
-        .await?;
-    let (looks,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dedup_attempts WHERE user_id = $1")
-        .bind(user)
-        .fetch_one(&state.db)
-        .await?;
-    if looks > i64::from(state.settings.dedup.claims_per_hour) {
-        sqlx::query("DELETE FROM dedup_attempts WHERE id = $1").bind(&id).execute(&state.db).await?;
+    let (looks,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM dedup_attempts WHERE user_id = $1").bind(user).fetch_one(&mut *tx).await?;
+    if looks >= i64::from(state.settings.dedup.claims_per_hour) {
+        tx.commit().await?;
         state.metrics.dedup_refusals.with_label_values(&["rate"]).inc();
         return Ok(false);
     }
+    sqlx::query("INSERT INTO dedup_attempts (id, user_id, at) VALUES ($1, $2, $3)")
+        .bind(hex::encode(rand::random::<[u8; 16]>()))
+        .bind(user)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(true)
 }
 
