@@ -12,8 +12,9 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use crate::config::{Settings, StorageKind, TrackerKind};
-use crate::db::{self, Db};
+use crate::db;
 use crate::metrics::Metrics;
+use crate::state::AppState;
 use crate::storage::local::LocalStore;
 use crate::storage::local_http::BodyTimeout;
 use crate::storage::s3::S3Store;
@@ -21,30 +22,6 @@ use crate::storage::Store;
 use crate::tracker::memory::MemoryTracker;
 use crate::tracker::redis::RedisTracker;
 use crate::tracker::Tracker;
-
-/// What every handler shares. Cheap to clone; holds no per-upload state of its own.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub db: Db,
-    pub store: Arc<dyn Store>,
-    pub tracker: Arc<dyn Tracker>,
-    pub metrics: Arc<Metrics>,
-    /// The last `/readyz` verdict, so a flood of probes does not reach the backing services.
-    pub readiness: crate::health::Readiness,
-    /// The bound on concurrent password hashing (`auth.hash_concurrency`, `auth.hash_queue`).
-    pub hash_gate: crate::auth::gate::HashGate,
-    /// Names this replica in completion claims and logs.
-    pub replica: String,
-}
-
-impl AppState {
-    pub fn ttl(&self) -> Duration {
-        Duration::from_secs(self.settings.uploads.ttl_secs)
-    }
-    pub fn ttl_ms(&self) -> i64 {
-        i64::try_from(self.settings.uploads.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
-    }
-}
 
 pub struct Application {
     port: u16,
@@ -91,8 +68,6 @@ impl Application {
             store,
             tracker,
             metrics: Arc::new(Metrics::new()?),
-            readiness: Default::default(),
-            hash_gate: crate::auth::gate::HashGate::new(&settings.auth),
             replica: format!("{}-{}", std::process::id(), addr.port()),
         });
         crate::files::verify::spawn_worker(state.clone());
@@ -100,13 +75,23 @@ impl Application {
             crate::uploads::reaper::spawn(state.clone(), Duration::from_secs(settings.reaper.interval_secs.max(1)));
         }
         let app_state = state.clone();
+        let metrics = web::Data::from(state.metrics.clone());
+        // The last `/readyz` verdict, so a flood of probes does not reach the backing services.
+        let readiness = web::Data::new(crate::health::Readiness::default());
+        // The bound on concurrent password hashing (`auth.hash_concurrency`, `auth.hash_queue`).
+        let hash_gate = web::Data::new(crate::auth::gate::HashGate::new(&settings.auth));
         let json_limit = settings.http.json_limit;
         let sign_limit = crate::limits::sign_limit(&settings.http)?;
         let auth_limit = crate::limits::auth_limit(&settings.http)?;
         let http = settings.http.clone();
         let body_timeout = web::Data::new(BodyTimeout::from_secs(settings.storage.local.body_timeout_secs));
         let mut server = HttpServer::new(move || {
-            let mut app = App::new().app_data(app_state.clone());
+            // Handlers that need one part take just that part (`/metrics`, the request counter).
+            let mut app = App::new()
+                .app_data(app_state.clone())
+                .app_data(metrics.clone())
+                .app_data(readiness.clone())
+                .app_data(hash_gate.clone());
             if let Some(local) = &local {
                 app = app.app_data(local.clone()).app_data(body_timeout.clone());
             }

@@ -125,8 +125,12 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
 }
 
 /// Gives the router's own bare errors (no route, wrong method) the same JSON shape, and a
-/// 405 its `Allow` header.
-pub fn bare_error_to_json<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+/// 405 its `Allow` header: `allow` names the methods a route pattern takes (the route
+/// table's, passed in so errors need not know the routes).
+pub fn bare_error_to_json<B>(
+    res: ServiceResponse<B>,
+    allow: fn(&str) -> Option<&'static str>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let is_json = res
         .response()
         .headers()
@@ -147,7 +151,7 @@ pub fn bare_error_to_json<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
     let mut resp = HttpResponse::build(status);
     if status == StatusCode::METHOD_NOT_ALLOWED {
         // RFC 9110 (15.5.6): a 405 names the methods the resource does take.
-        if let Some(allow) = req.match_pattern().and_then(|p| crate::routes::allowed_methods(&p)) {
+        if let Some(allow) = req.match_pattern().and_then(|p| allow(&p)) {
             resp.insert_header((header::ALLOW, allow));
         }
     }

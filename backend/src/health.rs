@@ -13,7 +13,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// How long one probe's verdict answers `/readyz`: shorter than any orchestrator's probe
 /// period worth having (Kubernetes' default is 10 s), long enough that a flood costs nothing.
@@ -121,8 +121,8 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses(
     (status = 200, body = Health), (status = 503, description = "A backing service is down (why: in the server's logs)", body = Health)
 ))]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let v = state.readiness.verdict(&state).await;
+pub async fn readyz(state: web::Data<AppState>, readiness: web::Data<Readiness>) -> HttpResponse {
+    let v = readiness.verdict(&state).await;
     let checks =
         Checks { database: Check::of(v.database), tracker: Check::of(v.tracker), storage: Check::of(v.storage) };
     if v.database && v.tracker && v.storage {

@@ -149,7 +149,7 @@ pub async fn track(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = req.app_data::<web::Data<crate::app::AppState>>().map(|s| s.metrics.clone());
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = method_label(req.method());
     let res = next.call(req).await?;
     if let Some(m) = metrics {
@@ -162,8 +162,8 @@ pub async fn track(
 }
 
 /// `GET /metrics` in Prometheus' text format.
-pub async fn render(state: web::Data<crate::app::AppState>) -> HttpResponse {
-    match state.metrics.render() {
+pub async fn render(metrics: web::Data<Metrics>) -> HttpResponse {
+    match metrics.render() {
         Ok(text) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text),
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }

@@ -1,4 +1,5 @@
-//! The per-user quota (`auth.quota_bytes`): bytes a user may store. Checked twice, each time
+//! The per-user quota (`auth.quota_bytes`): bytes a user may store. A concern of users,
+//! shown by `GET /users/me` and enforced by uploads, so it lives beside both. Checked twice, each time
 //! inside the transaction that writes the row, under a lock on the user's row, so requests
 //! side by side take turns and cannot all fit. At the start of an upload, against what the
 //! user's files and open uploads hold (`repo::insert_within_quota`), so a file that cannot
@@ -7,9 +8,8 @@
 //! past the quota. Counted from SQL every time: no counter to drift when a replica dies
 //! between two writes.
 
-use super::UploadError;
-use crate::app::AppState;
 use crate::db::Db;
+use crate::state::AppState;
 
 /// Bytes of the user's files plus the sizes of their uploads still in progress.
 pub async fn used_bytes<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
@@ -42,9 +42,4 @@ pub async fn stored_bytes(db: &Db, user_id: &str) -> Result<i64, sqlx::Error> {
 pub fn limit(state: &AppState) -> Option<i64> {
     let q = state.settings.auth.quota_bytes;
     (q > 0).then(|| i64::try_from(q).unwrap_or(i64::MAX))
-}
-
-pub fn exceeded(used: i64, size: i64, quota: i64) -> UploadError {
-    let u = |n: i64| u64::try_from(n).unwrap_or(0);
-    UploadError::QuotaExceeded { used: u(used), size: u(size), quota: u(quota) }
 }

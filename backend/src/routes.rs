@@ -8,8 +8,8 @@ use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use crate::app::AppState;
 use crate::limits::RateLimit;
+use crate::state::AppState;
 use crate::{auth, error, files, health, metrics, uploads};
 
 /// What the route table depends on.
@@ -60,7 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, r: &Routes<'_>) {
         .service(resource("/shares/{token}").route(get().to(files::shares::follow)));
     cfg.service(
         web::scope("")
-            .wrap(ErrorHandlers::new().default_handler(error::bare_error_to_json))
+            .wrap(ErrorHandlers::new().default_handler(|res| error::bare_error_to_json(res, allowed_methods)))
             .wrap(from_fn(metrics::track))
             // Resources, not bare routes: another method is 405 (with `Allow`), not 404.
             .service(resource("/healthz").route(get().to(health::healthz)))
@@ -250,7 +250,9 @@ mod codes {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     walk(&path, out);
-                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests.rs") {
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.file_name().is_some_and(|n| n.to_string_lossy().ends_with("tests.rs"))
+                {
                     let text = std::fs::read_to_string(&path).unwrap();
                     out.push_str(text.split("#[cfg(test)]").next().unwrap_or_default());
                 }

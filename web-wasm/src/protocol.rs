@@ -8,6 +8,9 @@
 //!
 //! Integers may arrive as `172.0` (JSON Schema counts that as the integer 172, and some
 //! encoders write whole numbers so): [`de::integer`] reads both.
+//!
+//! Over 400 lines on purpose: the whole contract reads in one file, each type with the
+//! text the OpenAPI document shows for it.
 
 use std::collections::BTreeMap;
 

@@ -9,9 +9,9 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use super::{repo, validate, AuthError};
-use crate::app::AppState;
 use crate::db::now_ms;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A signed-in user.
 #[derive(Debug, Clone)]

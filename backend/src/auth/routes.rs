@@ -5,11 +5,12 @@
 
 use actix_web::{web, HttpResponse};
 
+use super::gate::HashGate;
 use super::repo::NewSession;
 use super::{password, repo, validate, AuthError, Credentials, PasswordChange, SessionView, User, UserView};
-use crate::app::AppState;
 use crate::db::{now_ms, to_time};
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 
 type Res = Result<HttpResponse, ApiError>;
 
@@ -26,14 +27,14 @@ type Res = Result<HttpResponse, ApiError>;
     (status = 503, description = "`auth-busy`: too many passwords being checked at once (`auth.hash_concurrency`, `auth.hash_queue`)", body = ErrorBody,
         headers(("Retry-After" = u32, description = "Seconds to wait"))),
 ))]
-pub async fn sign_up(state: web::Data<AppState>, body: web::Json<Credentials>) -> Res {
+pub async fn sign_up(state: web::Data<AppState>, gate: web::Data<HashGate>, body: web::Json<Credentials>) -> Res {
     if !state.settings.auth.open_signup {
         return Err(AuthError::SignupClosed.into());
     }
     let Credentials { username, password } = body.into_inner();
     let username = validate::username(&username)?;
     validate::password(&password)?;
-    let slot = state.hash_gate.enter().await?;
+    let slot = gate.enter().await?;
     let password_hash = slot.run(move || password::hash_blocking(&password)).await??;
     let user = insert_user(&state.db, username, password_hash).await?;
     Ok(HttpResponse::Created().json(view(&state, &user).await?))
@@ -72,7 +73,7 @@ async fn insert_user(db: &crate::db::Db, username: String, password_hash: String
     (status = 503, description = "`auth-busy`: too many passwords being checked at once (`auth.hash_concurrency`, `auth.hash_queue`)", body = ErrorBody,
         headers(("Retry-After" = u32, description = "Seconds to wait"))),
 ))]
-pub async fn sign_in(state: web::Data<AppState>, body: web::Json<Credentials>) -> Res {
+pub async fn sign_in(state: web::Data<AppState>, gate: web::Data<HashGate>, body: web::Json<Credentials>) -> Res {
     let Credentials { username, password } = body.into_inner();
     // A name that cannot exist still costs a hash, like a wrong password.
     let user = match validate::username(&username) {
@@ -80,7 +81,7 @@ pub async fn sign_in(state: web::Data<AppState>, body: web::Json<Credentials>) -
         Err(_) => None,
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let slot = state.hash_gate.enter().await?;
+    let slot = gate.enter().await?;
     let ok = slot.run(move || password::verify_blocking(&password, stored.as_deref())).await??;
     let session = Session::new(&state);
     // Stored only under the password just checked: a change meanwhile makes this a refusal.
@@ -134,12 +135,17 @@ pub async fn sign_out_everywhere(state: web::Data<AppState>, user: User) -> Res 
     (status = 503, description = "`auth-busy`: too many passwords being checked at once (`auth.hash_concurrency`, `auth.hash_queue`)", body = ErrorBody,
         headers(("Retry-After" = u32, description = "Seconds to wait"))),
 ))]
-pub async fn change_password(state: web::Data<AppState>, user: User, body: web::Json<PasswordChange>) -> Res {
+pub async fn change_password(
+    state: web::Data<AppState>,
+    gate: web::Data<HashGate>,
+    user: User,
+    body: web::Json<PasswordChange>,
+) -> Res {
     let PasswordChange { current_password, new_password } = body.into_inner();
     validate::password(&new_password)?;
     let row = repo::user_by_id(&state.db, &user.id).await.map_err(AuthError::from)?.ok_or(AuthError::Unauthorized)?;
     let stored = row.password_hash.clone();
-    let slot = state.hash_gate.enter().await?;
+    let slot = gate.enter().await?;
     let new_hash = slot
         .run(move || {
             if !password::verify_blocking(&current_password, Some(&stored))? {
@@ -204,7 +210,7 @@ impl Session {
 }
 
 async fn view(state: &AppState, u: &repo::UserRow) -> Result<UserView, ApiError> {
-    let used = crate::uploads::quota::used_bytes(&state.db, &u.id).await?;
+    let used = crate::quota::used_bytes(&state.db, &u.id).await?;
     let quota = state.settings.auth.quota_bytes;
     Ok(UserView {
         user_id: u.id.clone(),

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{repo, FileError, FileView};
-use crate::app::AppState;
 use crate::auth::User;
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use crate::storage::DownloadTarget;
 
 type Res = Result<HttpResponse, ApiError>;

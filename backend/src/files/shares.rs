@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
 use super::{repo, FileError};
-use crate::app::AppState;
 use crate::auth::User;
 use crate::db::{now_ms, to_time, Db};
 use crate::error::{ApiError, Code, ErrorBody, Object};
+use crate::state::AppState;
 
 /// A link lives a day unless asked otherwise, and 30 days at most.
 const DEFAULT_TTL_SECS: u64 = 24 * 3600;

@@ -19,8 +19,8 @@ use sha1::{Digest, Sha1};
 use shardrop_engine::probe::ProbeCollector;
 
 use super::repo::{self, FileRow};
-use crate::app::AppState;
 use crate::db::{now_ms, Db};
+use crate::state::AppState;
 use crate::storage::{StorageError, Store};
 use crate::tracker::{Tracker, VerifyJob};
 

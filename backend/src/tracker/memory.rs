@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{PartRecord, Tracker, TrackerError, VerifyJob};
+use super::{CompletionLease, PartCounter, PartRecord, Tracker, TrackerError, VerifyJob, VerifyQueue};
 
 #[derive(Default)]
 struct Entry {
@@ -38,7 +38,10 @@ impl Tracker for MemoryTracker {
     async fn ping(&self) -> Result<(), TrackerError> {
         self.with(|_| ())
     }
+}
 
+#[async_trait]
+impl PartCounter for MemoryTracker {
     async fn open(&self, upload: &str, ttl: Duration) -> Result<(), TrackerError> {
         self.with(|m| {
             let e = m.entry(upload.to_owned()).or_default();
@@ -67,6 +70,15 @@ impl Tracker for MemoryTracker {
         })
     }
 
+    async fn forget(&self, upload: &str) -> Result<(), TrackerError> {
+        self.with(|m| {
+            m.remove(upload);
+        })
+    }
+}
+
+#[async_trait]
+impl CompletionLease for MemoryTracker {
     async fn claim_completion(&self, upload: &str, holder: &str, lease: Duration) -> Result<bool, TrackerError> {
         self.with(|m| {
             let e = m.entry(upload.to_owned()).or_default();
@@ -90,13 +102,10 @@ impl Tracker for MemoryTracker {
             }
         })
     }
+}
 
-    async fn forget(&self, upload: &str) -> Result<(), TrackerError> {
-        self.with(|m| {
-            m.remove(upload);
-        })
-    }
-
+#[async_trait]
+impl VerifyQueue for MemoryTracker {
     async fn queue_verify(&self, file: &str) -> Result<(), TrackerError> {
         self.verify.lock().map_err(|_| TrackerError::Other("queue lock poisoned".into()))?.push_back(file.to_owned());
         self.queued.notify_one();
@@ -116,6 +125,7 @@ impl Tracker for MemoryTracker {
     }
 
     // One process, one verifier: nobody else could take a job over.
+
     async fn touch_verify(&self, _: &str, _: &VerifyJob) -> Result<(), TrackerError> {
         Ok(())
     }

@@ -41,9 +41,16 @@ pub struct PartRecord {
     pub sha1: String,
 }
 
+/// The tracker: one backend (Redis across replicas, memory for one process) serving three
+/// concerns, each a trait of its own so a caller names the one it uses.
 #[async_trait]
-pub trait Tracker: Send + Sync + 'static {
+pub trait Tracker: PartCounter + CompletionLease + VerifyQueue + Send + Sync + 'static {
     async fn ping(&self) -> Result<(), TrackerError>;
+}
+
+/// Which parts of an open upload have been reported, counted fast, never the truth.
+#[async_trait]
+pub trait PartCounter: Send + Sync {
     /// Starts tracking an upload with no parts; its entry expires after `ttl` of silence.
     async fn open(&self, upload: &str, ttl: Duration) -> Result<(), TrackerError>;
     /// Records a part (the latest report of a number wins) and answers how many distinct
@@ -53,12 +60,22 @@ pub trait Tracker: Send + Sync + 'static {
     async fn parts(&self, upload: &str) -> Result<Option<BTreeMap<u32, PartRecord>>, TrackerError>;
     /// Replaces the upload's entry with `parts` (a rebuild from storage).
     async fn rebuild(&self, upload: &str, parts: &[PartRecord], ttl: Duration) -> Result<(), TrackerError>;
+    /// Drops everything about the upload (its parts and its completion claim).
+    async fn forget(&self, upload: &str) -> Result<(), TrackerError>;
+}
+
+/// Who composes an upload: one holder at a time, for a lease (SQL's state change backs it).
+#[async_trait]
+pub trait CompletionLease: Send + Sync {
     /// Claims the right to complete the upload for `lease`: true for one holder at a time.
     async fn claim_completion(&self, upload: &str, holder: &str, lease: Duration) -> Result<bool, TrackerError>;
     /// Gives up a claim (only if `holder` still holds it).
     async fn release_completion(&self, upload: &str, holder: &str) -> Result<(), TrackerError>;
-    /// Drops everything about the upload.
-    async fn forget(&self, upload: &str) -> Result<(), TrackerError>;
+}
+
+/// Files whose stored bytes must be hashed, taken by whichever replica is free.
+#[async_trait]
+pub trait VerifyQueue: Send + Sync {
     /// Queues a file for verification by whichever replica is free.
     async fn queue_verify(&self, file: &str) -> Result<(), TrackerError>;
     /// The next job for `consumer`: one whose consumer has been silent for `stale` (its

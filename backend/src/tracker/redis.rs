@@ -19,7 +19,7 @@ use deadpool_redis::{Config, Pool, Runtime};
 use redis::streams::{StreamAutoClaimOptions, StreamClaimOptions, StreamMaxlen, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Script};
 
-use super::{decode, encode, PartRecord, Tracker, TrackerError, VerifyJob};
+use super::{decode, encode, CompletionLease, PartCounter, PartRecord, Tracker, TrackerError, VerifyJob, VerifyQueue};
 
 /// The consumer group of every replica's verifier.
 const VERIFIERS: &str = "verifiers";
@@ -134,7 +134,10 @@ impl Tracker for RedisTracker {
         let _: String = redis::cmd("PING").query_async(&mut c).await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl PartCounter for RedisTracker {
     async fn open(&self, upload: &str, ttl: Duration) -> Result<(), TrackerError> {
         let [meta, _, _] = self.keys(upload);
         let mut c = self.conn().await?;
@@ -183,6 +186,15 @@ impl Tracker for RedisTracker {
         Ok(())
     }
 
+    async fn forget(&self, upload: &str) -> Result<(), TrackerError> {
+        let mut c = self.conn().await?;
+        let _: i64 = c.del(&self.keys(upload)).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CompletionLease for RedisTracker {
     async fn claim_completion(&self, upload: &str, holder: &str, lease: Duration) -> Result<bool, TrackerError> {
         let [_, _, claim] = self.keys(upload);
         let mut c = self.conn().await?;
@@ -197,13 +209,10 @@ impl Tracker for RedisTracker {
         let _: i64 = self.release.key(claim).arg(holder).invoke_async(&mut c).await?;
         Ok(())
     }
+}
 
-    async fn forget(&self, upload: &str) -> Result<(), TrackerError> {
-        let mut c = self.conn().await?;
-        let _: i64 = c.del(&self.keys(upload)).await?;
-        Ok(())
-    }
-
+#[async_trait]
+impl VerifyQueue for RedisTracker {
     async fn queue_verify(&self, file: &str) -> Result<(), TrackerError> {
         let mut c = self.conn().await?;
         let _: String = c.xadd_maxlen(self.queue(), StreamMaxlen::Approx(QUEUE_MAX), "*", &[("file", file)]).await?;

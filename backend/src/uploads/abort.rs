@@ -8,11 +8,11 @@ use super::model::*;
 use super::repo::{self, UploadRow};
 use super::state::State;
 use super::UploadError;
-use crate::app::AppState;
 use crate::auth::User;
 use crate::db::now_ms;
 use crate::error::ErrorBody;
 use crate::files::{self};
+use crate::state::AppState;
 
 pub async fn abort(state: &AppState, user: &User, id: &str) -> Result<(), UploadError> {
     // A report landing between the read and the claim changes `updated_at`: look again.

@@ -10,12 +10,13 @@ use super::abort::abort_claimed;
 use super::model::*;
 use super::repo::{self, UploadRow};
 use super::state::State;
-use super::{quota, CompleteRequest, UploadError, UploadView};
-use crate::app::AppState;
+use super::{CompleteRequest, UploadError, UploadView};
 use crate::auth::User;
 use crate::db::now_ms;
 use crate::error::{ErrorBody, Object};
 use crate::files::{self, FileRow};
+use crate::quota;
+use crate::state::AppState;
 use crate::storage::StorageError;
 
 /// Explicit, idempotent completion.
@@ -162,7 +163,7 @@ pub(super) async fn refuse_over_quota(
     repo::transition(&state.db, &u.id, State::Completing, State::Aborting, now_ms(), i64::MIN).await?;
     abort_claimed(state, u, "quota").await?;
     state.metrics.quota_refusals.inc();
-    Err(quota::exceeded(used, u.size, quota))
+    Err(UploadError::quota_exceeded(used, u.size, quota))
 }
 
 /// What checking and composing the parts ended in.

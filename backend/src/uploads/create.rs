@@ -9,11 +9,12 @@ use super::instant::{dedup_candidate, dedup_claim};
 use super::model::*;
 use super::repo::{self, UploadRow};
 use super::state::State;
-use super::{quota, validate, CreateUpload, UploadError, UploadView};
-use crate::app::AppState;
+use super::{validate, CreateUpload, UploadError, UploadView};
 use crate::auth::User;
 use crate::db::now_ms;
 use crate::error::ErrorBody;
+use crate::quota;
+use crate::state::AppState;
 
 /// What `POST /uploads` answers.
 pub enum Created {
@@ -92,7 +93,7 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
     }
     if let Some(used) = inserted? {
         state.metrics.quota_refusals.inc();
-        return Err(quota::exceeded(used, size, quota::limit(state).unwrap_or(0)));
+        return Err(UploadError::quota_exceeded(used, size, quota::limit(state).unwrap_or(0)));
     }
     // A tracker that is down now is rebuilt from storage later; the upload stands.
     if let Err(e) = state.tracker.open(&id, state.ttl()).await {

@@ -61,6 +61,14 @@ pub enum UploadError {
     Db(#[from] sqlx::Error),
 }
 
+impl UploadError {
+    /// Over the quota: `used` bytes in use, `size` more asked, `quota` allowed.
+    pub fn quota_exceeded(used: i64, size: i64, quota: i64) -> Self {
+        let u = |n: i64| u64::try_from(n).unwrap_or(0);
+        UploadError::QuotaExceeded { used: u(used), size: u(size), quota: u(quota) }
+    }
+}
+
 fn summarize(numbers: &[u32]) -> String {
     const SHOWN: usize = 20;
     let mut s = numbers.iter().take(SHOWN).map(u32::to_string).collect::<Vec<_>>().join(", ");

@@ -7,10 +7,10 @@ use super::complete::{finish, lease_ms};
 use super::model::*;
 use super::state::State;
 use super::{UploadError, UploadView};
-use crate::app::AppState;
 use crate::auth::User;
 use crate::db::now_ms;
 use crate::error::ErrorBody;
+use crate::state::AppState;
 
 pub async fn status(state: &AppState, user: &User, id: &str) -> Result<UploadView, UploadError> {
     let u = load(state, user, id).await?;

@@ -9,11 +9,12 @@ use super::complete::file_of;
 use super::dedup::{self, Claim};
 use super::repo::{self, UploadRow};
 use super::state::State;
-use super::{quota, UploadError};
-use crate::app::AppState;
+use super::UploadError;
 use crate::auth::User;
 use crate::db::now_ms;
 use crate::files::{self, FileRow};
+use crate::quota;
+use crate::state::AppState;
 
 /// Acts on a whole-file SHA-1 claim: the uploader's own content links the upload at once
 /// (`instant`); other users' content, where the scope allows, sets a challenge whose right
@@ -58,7 +59,7 @@ pub(super) async fn link_instant(state: &AppState, u: &UploadRow, source: &FileR
         abort_claimed(state, u, "quota").await?;
         state.metrics.quota_refusals.inc();
         let stored = quota::stored_bytes(&state.db, u.user_id.as_deref().unwrap_or_default()).await?;
-        return Err(quota::exceeded(stored, u.size, quota::limit(state).unwrap_or(0)));
+        return Err(UploadError::quota_exceeded(stored, u.size, quota::limit(state).unwrap_or(0)));
     };
     // The handshake of `files::repo::delete`: were the other files of this content deleted
     // before this row was written, their object may be gone; then this link must not stand.

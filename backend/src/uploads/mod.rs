@@ -11,7 +11,7 @@
 //! (the whole-file SHA-1), `prove` (the answer to a challenge), `sign`, `report`,
 //! `complete`, `abort`. What they share: `model` (loading an upload, its view), `state`
 //! (where an upload stands), `instant` (linking stored content), `dedup` (who may link
-//! what), `quota`, `repo` (SQL), `error`. The reaper finishes what clients leave behind.
+//! what), `repo` (SQL), `error`. The reaper finishes what clients leave behind.
 //! Order of writes in every flow is chosen so a crash between two steps leaves nothing
 //! that the next request or the reaper cannot finish: storage first, then SQL, then the
 //! tracker (which can always be rebuilt from storage).
@@ -29,7 +29,6 @@ mod instant;
 mod model;
 pub mod patch;
 pub mod prove;
-pub mod quota;
 pub mod reaper;
 pub mod repo;
 pub mod report;

@@ -8,10 +8,10 @@ use shardrop_engine::Plan;
 use super::repo::{self, UploadRow};
 use super::state::State;
 use super::{Challenge, UploadError, UploadState, UploadView};
-use crate::app::AppState;
 use crate::auth::User;
 use crate::db::now_ms;
 use crate::files::{self, FileRow, FileView};
+use crate::state::AppState;
 use crate::storage::{StorageError, StoredPart};
 use crate::tracker::PartRecord;
 

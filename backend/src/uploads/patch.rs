@@ -8,9 +8,9 @@ use super::complete::record_claim;
 use super::instant::dedup_claim;
 use super::model::*;
 use super::{PatchUpload, UploadError, UploadView};
-use crate::app::AppState;
 use crate::auth::User;
 use crate::error::ErrorBody;
+use crate::state::AppState;
 
 /// Records the whole-file SHA-1; if that content is already stored, the answer carries a
 /// challenge whose right answer ([`prove`]) ends the upload as `instant`.

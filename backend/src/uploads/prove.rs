@@ -12,10 +12,10 @@ use super::model::*;
 use super::repo::{self};
 use super::state::State;
 use super::{Challenge, ProofRequest, UploadError, UploadView};
-use crate::app::AppState;
 use crate::auth::User;
 use crate::error::ErrorBody;
 use crate::files::{self};
+use crate::state::AppState;
 
 /// Checks the answer to the upload's challenge against the stored bytes. Right: the upload
 /// ends as `instant`, linked to the stored file, and its parts are dropped. Wrong: refused,

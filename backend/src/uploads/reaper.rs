@@ -19,9 +19,9 @@ use super::abort::abort_claimed;
 use super::repo;
 use super::state::State;
 use super::UploadError;
-use crate::app::AppState;
 use crate::db::now_ms;
 use crate::files;
+use crate::state::AppState;
 
 /// Rows taken per batch; a sweep takes batches until none is full or its time is up.
 const BATCH: i64 = 200;

@@ -238,7 +238,7 @@ pub async fn insert_within_quota(db: &Db, u: &UploadRow, quota: Option<i64>) -> 
     };
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET username = username WHERE id = $1").bind(user).execute(&mut *tx).await?;
-    let used = super::quota::used_bytes(&mut *tx, user).await?;
+    let used = crate::quota::used_bytes(&mut *tx, user).await?;
     if used.saturating_add(u.size) > quota {
         tx.rollback().await?;
         return Ok(Some(used));

@@ -9,10 +9,10 @@ use super::model::*;
 use super::repo::UploadRow;
 use super::state::State;
 use super::{validate, ReportAnswer, ReportPart, UploadError, UploadState};
-use crate::app::AppState;
 use crate::auth::User;
 use crate::error::ErrorBody;
 use crate::files::FileView;
+use crate::state::AppState;
 use crate::tracker::PartRecord;
 
 pub async fn report(

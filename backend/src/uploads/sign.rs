@@ -11,9 +11,9 @@ use super::model::*;
 use super::repo::{self, UploadRow};
 use super::state::State;
 use super::{SignPart, SignRequest, SignResponse, SignedPart, UploadError};
-use crate::app::AppState;
 use crate::auth::User;
 use crate::error::ErrorBody;
+use crate::state::AppState;
 use crate::storage::{PartCheck, PartTarget};
 
 pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -> Result<Vec<SignedPart>, UploadError> {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use shardrop_backend::tracker::redis::RedisTracker;
-use shardrop_backend::tracker::Tracker;
+use shardrop_backend::tracker::VerifyQueue;
 
 use crate::support::redis_url;
 

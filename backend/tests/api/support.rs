@@ -9,8 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
-use shardrop_backend::app::{AppState, Application};
+use shardrop_backend::app::Application;
 use shardrop_backend::config::{Settings, StorageKind, TrackerKind};
+use shardrop_backend::state::AppState;
 use shardrop_backend::storage::PartCheck;
 use sqlx::Connection;
 

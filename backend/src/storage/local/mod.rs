@@ -8,6 +8,10 @@
 //! rename, never a copy. It assumes one process owns the folder (the one-machine setup):
 //! one in-process lock serializes the few renames and removals that change which parts
 //! and objects exist, while bytes stream outside it. See `layout` for the folder layout.
+//!
+//! Over 400 lines on purpose: it is the one implementation of the `Store` trait for the
+//! embedded store, method for method beside `s3.rs`; the pieces that stand alone (layout,
+//! part files, objects, URL signing) are its submodules already.
 
 use std::path::PathBuf;
 use std::time::Duration;
