@@ -62,8 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, limit: Option<&crate::limits::Rat
                 .route(delete().to(abort::handler)),
         )
         .service(resource("/uploads/{upload_id}/proof").route(limited(post().to(prove::handler))))
-        // Before `parts/{number}`, which would take "sign" as a number and answer 400
-        // `invalid-path` (the route test `sign_is_not_a_part_number` holds this).
+        // Before `parts/{number}`: actix matches in order, and that resource (PUT only)
+        // would take `parts/sign` and answer POST with 405, so every signing test would fail.
         .service(resource("/uploads/{upload_id}/parts/sign").route(limited(post().to(sign::handler))))
         .service(resource("/uploads/{upload_id}/parts/{number}").route(put().to(report::handler)))
         .service(resource("/uploads/{upload_id}/complete").route(post().to(complete::handler)));
