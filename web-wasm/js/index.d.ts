@@ -1,5 +1,6 @@
 /** Where an upload stands. */
 export type UploadState =
+  | "queued"
   | "hashing"
   | "uploading"
   | "paused"
@@ -41,7 +42,7 @@ export class UploadError extends Error {
 export interface UploaderOptions {
   /** The Shardrop API, absolute or relative to the page. Default "/api/v1". */
   endpoint?: string;
-  /** Parts in flight per file, 1 to 6. Default 4. */
+  /** Part PUTs in flight across all of this Uploader's files, 1 to 6. Default 4. */
   concurrency?: number;
   /** Bearer token for the API, when it requires one. */
   token?: string;

@@ -57,6 +57,12 @@ pub struct CreateUpload {
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9a-fA-F]{40}$"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<String>,
+    /// Parts to sign in this same request (as `POST /uploads/{id}/parts/sign` takes them):
+    /// their URLs come back in `signed`. A file of one part is then stored in three requests
+    /// (this one, the PUT, the report). Checked against the plan before anything is made.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<SignPart>>,
 }
 
 /// Where an upload stands, as the API shows it. (The backend's rows have one more state,
@@ -138,6 +144,10 @@ pub struct UploadView {
     /// by giving the SHA-1 of this byte range (`POST /uploads/{id}/proof`); right, the
     /// upload ends as `instant` with nothing more to send.
     pub challenge: Option<Challenge>,
+    /// The URLs of the `parts` that `POST /uploads` was asked to sign (absent otherwise, and
+    /// when the upload was linked to stored content at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<Vec<SignedPart>>,
 }
 
 impl UploadView {
@@ -537,6 +547,7 @@ mod tests {
             sha1: None,
             last_modified: Some(7),
             probe: None,
+            parts: None,
         };
         assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"name":"a.bin","size":3,"last_modified":7}"#);
         let back: CreateUpload = serde_json::from_str(r#"{"name":"a.bin","size":3.0,"last_modified":7}"#).unwrap();

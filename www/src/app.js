@@ -15,6 +15,7 @@ let uploader = null;
 const $ = (id) => document.getElementById(id);
 
 const STATE_WORDS = {
+  queued: "Waiting",
   hashing: "Hashing",
   uploading: "Uploading",
   paused: "Paused",
@@ -114,7 +115,7 @@ function act(row, what) {
   row.task?.[what]();
 }
 
-$("pause-all").addEventListener("click", () => rows.forEach((r) => ["hashing", "uploading"].includes(r.state) && r.task.pause()));
+$("pause-all").addEventListener("click", () => rows.forEach((r) => ["queued", "hashing", "uploading"].includes(r.state) && r.task.pause()));
 $("resume-all").addEventListener("click", () => rows.forEach((r) => r.state === "paused" && r.task.resume()));
 
 // Rendering: at most ~4 times a second, only rows that changed.

@@ -9,7 +9,7 @@ use super::instant::{dedup_candidate, dedup_claim};
 use super::model::*;
 use super::repo::{self, UploadRow};
 use super::state::State;
-use super::{validate, CreateUpload, UploadError, UploadView};
+use super::{sign, validate, CreateUpload, SignPart, SignedPart, UploadError, UploadView};
 use crate::auth::User;
 use crate::db::now_ms;
 use crate::error::ErrorBody;
@@ -24,8 +24,9 @@ pub enum Created {
     Resumed(UploadView),
 }
 
-pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<Created, UploadError> {
+pub async fn create(state: &AppState, user: &User, mut req: CreateUpload) -> Result<Created, UploadError> {
     validate::name(&req.name)?;
+    let parts = req.parts.take();
     let content_type = validate::content_type(req.content_type.as_deref())?;
     let sha1 = req.sha1.as_deref().map(Sha1Hex::parse).transpose()?;
     let probe = req.probe.as_deref().map(Sha1Hex::parse).transpose().map_err(UploadError::InvalidProbe)?;
@@ -34,6 +35,12 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
         return Err(UploadError::FileTooLarge { size: req.size, max });
     }
     let size = i64::try_from(req.size).map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
+    let plan = Plan::new(req.size, state.settings.uploads.part_size)
+        .map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
+    if let Some(parts) = &parts {
+        // Parts to sign in this request are checked before anything is made.
+        sign::check(state, &plan, parts)?;
+    }
     let now = now_ms();
     if let Some(last_modified) = req.last_modified {
         let alive_since = now - state.ttl_ms();
@@ -47,14 +54,15 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
                 if let Some(sha1) = &sha1 {
                     dedup_claim(state, &u, sha1).await?;
                 }
-                let mut v = view(state, reload(state, &u.id).await?).await?;
+                let u = reload(state, &u.id).await?;
+                let signed = sign_asked(state, &u, parts.as_deref()).await?;
+                let mut v = view(state, u).await?;
                 v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
+                v.signed = signed;
                 return Ok(Created::Resumed(v));
             }
         }
     }
-    let plan = Plan::new(req.size, state.settings.uploads.part_size)
-        .map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
     let id = new_id("up");
     let key = format!("objects/{id}");
     // Multipart even for one part: an UploadPart URL dies with its upload, a signed
@@ -107,25 +115,46 @@ pub async fn create(state: &AppState, user: &User, req: CreateUpload) -> Result<
         }
         None => row,
     };
+    let signed = sign_asked(state, &row, parts.as_deref()).await?;
     let mut v = match row.state {
         State::Uploading => view_with_parts(state, &row, Vec::new()).await?,
         _ => view(state, row).await?, // instant: the owner's own content, linked at once
     };
     v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
+    v.signed = signed;
     Ok(Created::New(v))
 }
 
+/// The parts `POST /uploads` was asked to sign, signed, while the upload still takes parts
+/// (an upload linked at once to stored content needs none).
+async fn sign_asked(
+    state: &AppState,
+    u: &UploadRow,
+    parts: Option<&[SignPart]>,
+) -> Result<Option<Vec<SignedPart>>, UploadError> {
+    match parts {
+        Some(parts) if u.state == State::Uploading => {
+            let checked = sign::check(state, &u.plan(), parts)?;
+            Ok(Some(sign::sign_checked(state, u, &checked).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Start an upload, or resume an open one of the same file. A `sha1` that names stored
-/// content gets a `challenge`: answer it (`/proof`) and nothing needs sending.
+/// content gets a `challenge`: answer it (`/proof`) and nothing needs sending. `parts` are
+/// signed in the same request (`signed`), so a small file is stored in three requests:
+/// this one, its PUT, and its report.
 #[utoipa::path(post, path = "/api/v1/uploads", operation_id = "create_upload", tag = "uploads", request_body = CreateUpload, responses(
     (status = 201, description = "A new upload and its plan", body = UploadView),
     (status = 200, description = "An open upload of the same file, to resume", body = UploadView),
     (status = 400, description = "`malformed-json`", body = ErrorBody),
     (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 403, description = "`quota-exceeded`", body = ErrorBody),
+    (status = 409, description = "`part-sha1-conflict` (resuming an upload whose part was signed for another SHA-1)", body = ErrorBody),
     (status = 413, description = "`file-too-large`, `body-too-large`", body = ErrorBody),
     (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
-    (status = 422, description = "`invalid-name`, `invalid-sha1`, `invalid-probe`, `invalid-content-type`, `invalid-field`", body = ErrorBody),
+    (status = 422, description = "`invalid-name`, `invalid-sha1`, `invalid-probe`, `invalid-content-type`, `invalid-field`; for `parts`: `invalid-part-number`, `invalid-part-size`, `invalid-md5`, `md5-required`, `invalid-empty-part`, `invalid-batch`", body = ErrorBody),
 ))]
 pub async fn handler(user: User, state: web::Data<AppState>, body: web::Json<CreateUpload>) -> Res {
     Ok(match create(&state, &user, body.into_inner()).await? {

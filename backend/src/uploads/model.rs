@@ -159,6 +159,7 @@ pub(super) async fn view_with_parts(
         dedup_candidate: false,
         part_check: state.store.part_check(),
         challenge: u.challenge().filter(|_| st == UploadState::Uploading).map(|(_, c)| c),
+        signed: None,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use shardrop_engine::{Md5B64, Sha1B64};
+use shardrop_engine::{Md5B64, Plan, Sha1B64};
 
 use super::model::*;
 use super::repo::{self, UploadRow};
@@ -17,17 +17,31 @@ use crate::state::AppState;
 use crate::storage::{PartCheck, PartTarget};
 
 pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -> Result<Vec<SignedPart>, UploadError> {
-    let max = state.settings.uploads.max_sign_batch;
-    if parts.is_empty() || parts.len() > max {
-        return Err(UploadError::InvalidBatch { max });
-    }
     let u = load(state, user, id).await?;
     if u.state != State::Uploading {
         return Err(UploadError::AlreadyComplete);
     }
-    let plan = u.plan();
+    let checked = check(state, &u.plan(), parts)?;
+    sign_checked(state, &u, &checked).await
+}
+
+/// A part to sign, its digests parsed.
+pub(super) struct Checked {
+    number: u32,
+    size: u64,
+    sha1: Sha1B64,
+    md5: Option<Md5B64>,
+}
+
+/// Checks a batch of parts against the plan and the storage's part check, before anything
+/// is written (`create` checks the parts it is asked to sign before it makes the upload).
+pub(super) fn check(state: &AppState, plan: &Plan, parts: &[SignPart]) -> Result<Vec<Checked>, UploadError> {
+    let max = state.settings.uploads.max_sign_batch;
+    if parts.is_empty() || parts.len() > max {
+        return Err(UploadError::InvalidBatch { max });
+    }
     let md5_required = state.store.part_check() == PartCheck::Md5;
-    let checked = parts
+    parts
         .iter()
         .map(|p| {
             let expected = plan
@@ -46,33 +60,42 @@ pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -
             if md5.is_none() && md5_required {
                 return Err(UploadError::Md5Required { number: p.number });
             }
-            Ok((p.number, p.size, sha1, md5))
+            Ok(Checked { number: p.number, size: p.size, sha1, md5 })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let pins: Vec<(u32, &str)> = checked.iter().map(|(number, _, sha1, _)| (*number, sha1.as_str())).collect();
+        .collect()
+}
+
+/// Pins and signs checked parts of an open upload.
+pub(super) async fn sign_checked(
+    state: &AppState,
+    u: &UploadRow,
+    checked: &[Checked],
+) -> Result<Vec<SignedPart>, UploadError> {
+    let plan = u.plan();
+    let pins: Vec<(u32, &str)> = checked.iter().map(|c| (c.number, c.sha1.as_str())).collect();
     if let Some(&number) = repo::pin_parts(&state.db, &u.id, &pins).await?.first() {
         return Err(UploadError::PartSha1Conflict { number });
     }
     let storage_upload = match &u.storage_upload_id {
         Some(sid) => Some(sid.clone()),
         None if plan.size == 0 => None,
-        None => Some(to_multipart(state, &u).await?),
+        None => Some(to_multipart(state, u).await?),
     };
     let ttl = Duration::from_secs(state.settings.uploads.sign_ttl_secs);
     let mut signed = Vec::with_capacity(checked.len());
-    for (number, size, sha1, md5) in &checked {
+    for c in checked {
         let target = PartTarget {
             key: &u.storage_key,
             upload: storage_upload.as_deref(),
-            number: *number,
-            size: *size,
-            sha1,
-            md5: md5.as_ref(),
+            number: c.number,
+            size: c.size,
+            sha1: &c.sha1,
+            md5: c.md5.as_ref(),
             content_type: &u.content_type,
         };
         let r = state.store.sign_part(target, ttl).await?;
         signed.push(SignedPart {
-            number: *number,
+            number: c.number,
             url: r.url,
             method: r.method,
             headers: r.headers,
@@ -80,7 +103,7 @@ pub async fn sign(state: &AppState, user: &User, id: &str, parts: &[SignPart]) -
         });
     }
     state.metrics.parts_signed.inc_by(signed.len() as u64);
-    touch(state, &u).await?;
+    touch(state, u).await?;
     Ok(signed)
 }
 

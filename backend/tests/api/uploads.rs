@@ -19,6 +19,7 @@ on_both_backends!(
     files_list_get_delete,
     download_urls_expire,
     reaper_aborts_idle_uploads,
+    a_small_file_is_stored_in_three_requests,
 );
 
 fn three_parts(seed: u64) -> Vec<Vec<u8>> {
@@ -429,4 +430,37 @@ async fn reaper_aborts_idle_uploads(backend: Backend) {
     assert_eq!(status, 404);
     let (status, _) = app.get(&format!("/uploads/{}", active["upload_id"].as_str().unwrap())).await;
     assert_eq!(status, 200);
+}
+
+/// Start with its part signed in the same request, PUT, report: the report composes the
+/// file, which carries the SHA-1 given at the start. Parts that do not fit the plan are
+/// refused before anything is made.
+async fn a_small_file_is_stored_in_three_requests(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bytes = part_bytes(77, 200_000);
+    let mut part = json!({"number": 1, "sha1": sha1_b64(&bytes), "size": bytes.len(), "md5": base64_md5(&bytes)});
+    let bad =
+        json!({"name": "s.bin", "size": bytes.len(), "parts": [{"number": 1, "sha1": sha1_b64(&bytes), "size": 5}]});
+    let (status, v) = app.post("/uploads", bad).await;
+    assert_eq!((status, v["code"].as_str()), (422, Some("invalid-part-size")), "{v}");
+    let (_, uploads) = app.get("/files").await;
+    assert_eq!(uploads["files"], json!([]));
+    let start = json!({"name": "s.bin", "size": bytes.len(), "sha1": sha1_hex(&bytes), "parts": [part.take()]});
+    let (status, v) = app.post("/uploads", start).await;
+    assert_eq!(status, 201, "{v}");
+    let signed = &v["signed"][0];
+    assert_eq!(signed["number"], 1, "{v}");
+    let (status, etag) = put_signed(&app.client, signed, bytes.clone()).await;
+    assert_eq!(status, 200);
+    let id = v["upload_id"].as_str().unwrap();
+    let (status, r) = app.report(id, 1, &etag, &sha1_b64(&bytes)).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["state"], "complete", "{r}");
+    assert_eq!(r["file"]["sha1"], sha1_hex(&bytes));
+    let file_id = r["file"]["file_id"].as_str().unwrap();
+    assert_eq!(app.wait_verified(file_id).await, "verified");
+    assert_eq!(app.download(file_id, None).await.1, bytes);
+    // Without `parts`, no `signed` in the answer.
+    let (_, v) = app.post("/uploads", json!({"name": "t.bin", "size": 3})).await;
+    assert!(v.get("signed").is_none(), "{v}");
 }

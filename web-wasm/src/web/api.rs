@@ -1,13 +1,15 @@
 //! The backend's REST API as the engine uses it (see docs/api.md), in the wire types of
 //! `crate::protocol` that the backend serves. Transient failures (network, 429, 5xx) are
-//! retried here with backoff; what comes out is an answer or an error worth showing.
+//! retried here with backoff; a `429` waits its `Retry-After` and going offline waits for
+//! `online`, neither counted as a failure. What comes out is an answer or an error worth
+//! showing.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::error::EngineError;
-use super::io::{fetch, sleep_ms, text};
+use super::io::{fetch, online, sleep_ms, text, until_online};
 use crate::progress::backoff_ms;
 use crate::protocol::{
     CompleteRequest, CreateUpload, FileView, PatchUpload, ProofRequest, ReportAnswer, ReportPart, SignPart,
@@ -54,15 +56,30 @@ impl Api {
             let err = match fetch(method, &url, &headers, body.as_ref(), None).await {
                 Ok(resp) => {
                     let status = resp.status();
+                    let retry_after = resp.headers().get("retry-after").ok().flatten();
                     let body = text(&resp).await.unwrap_or_default();
                     if (200..300).contains(&status) {
                         let body = if body.is_empty() { "null" } else { &body };
                         return serde_json::from_str(body)
                             .map_err(|e| EngineError::new("bad-response", format!("{method} {path}: {e}")));
                     }
+                    if status == 429 {
+                        // Asked to slow down: wait as long as the server says, and do not count
+                        // it as a failure (a big drop meets the rate limit by design).
+                        let secs = retry_after.and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(1.0);
+                        sleep_ms(secs.clamp(0.0, 600.0) * 1000.0).await;
+                        continue;
+                    }
                     EngineError::backend(status, &body)
                 }
-                Err(e) => EngineError::network(&e),
+                Err(e) => {
+                    if !online() {
+                        // Offline is no failure either: go on when the browser is back.
+                        until_online().await;
+                        continue;
+                    }
+                    EngineError::network(&e)
+                }
             };
             attempt += 1;
             if !err.retry || attempt >= ATTEMPTS {

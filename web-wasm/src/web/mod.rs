@@ -16,6 +16,7 @@ mod error;
 mod io;
 mod kv;
 mod part_urls;
+mod slots;
 mod task;
 mod transport;
 
@@ -26,6 +27,9 @@ use task::{Event, Task};
 pub struct Engine {
     post: js_sys::Function,
     tasks: Rc<RefCell<HashMap<u32, Rc<Control>>>>,
+    /// The bounds across every file of this engine, made at the first upload (whose
+    /// `concurrency` is the `Uploader`'s).
+    queue: RefCell<Option<Rc<slots::Queue>>>,
 }
 
 #[wasm_bindgen]
@@ -34,7 +38,7 @@ impl Engine {
     #[wasm_bindgen(constructor)]
     pub fn new(post: js_sys::Function) -> Engine {
         console_error_panic_hook::set_once();
-        Engine { post, tasks: Rc::default() }
+        Engine { post, tasks: Rc::default(), queue: RefCell::default() }
     }
 
     /// Starts uploading `file` as task `task` against the API at `endpoint` (absolute URL),
@@ -51,7 +55,8 @@ impl Engine {
         let post = self.post.clone();
         let emit: Rc<dyn Fn(Event)> = Rc::new(move |event: Event| post_event(&post, &event));
         let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| file.name());
-        let t = Rc::new(Task::new(task, file, name, api::Api::new(&endpoint, token), concurrency as usize, emit));
+        let queue = self.queue.borrow_mut().get_or_insert_with(|| slots::Queue::new(concurrency as usize)).clone();
+        let t = Rc::new(Task::new(task, file, name, api::Api::new(&endpoint, token), queue, emit));
         self.tasks.borrow_mut().insert(task, t.ctl.clone());
         let tasks = self.tasks.clone();
         wasm_bindgen_futures::spawn_local(async move {

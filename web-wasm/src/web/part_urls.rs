@@ -28,6 +28,14 @@ impl PartUrls {
         self.known.borrow_mut().insert(part.number, part);
     }
 
+    /// URLs signed already (by `POST /uploads` itself, for a small file).
+    pub fn add_signed(&self, parts: Vec<SignedPart>) {
+        for part in parts {
+            let expires = part.expires_at.timestamp_millis() as f64;
+            self.signed.borrow_mut().insert(part.number, (part, expires));
+        }
+    }
+
     pub fn forget(&self, number: u32) {
         self.known.borrow_mut().remove(&number);
         self.signed.borrow_mut().remove(&number);

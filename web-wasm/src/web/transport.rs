@@ -16,8 +16,9 @@ use super::control::Control;
 use super::error::EngineError;
 use super::io::{fetch, now_ms, online, sleep_ms, text, until_online};
 use super::part_urls::PartUrls;
+use super::slots::Slots;
 use crate::progress::backoff_ms;
-use crate::protocol::{SignPart, StorageRefusal};
+use crate::protocol::{SignPart, SignedPart, StorageRefusal};
 
 /// Tries of one part PUT (network and 5xx failures) before the task fails.
 const PART_ATTEMPTS: u32 = 12;
@@ -36,19 +37,26 @@ pub enum Put {
 
 pub struct Transport {
     ctl: Rc<Control>,
+    /// The engine's part PUTs in flight, shared by every file.
+    puts: Rc<Slots>,
     urls: PartUrls,
     /// No new PUT starts before this time (a 429 from the storage).
     hold_until: Cell<f64>,
 }
 
 impl Transport {
-    pub fn new(ctl: Rc<Control>) -> Self {
-        Self { ctl, urls: PartUrls::default(), hold_until: Cell::new(0.0) }
+    pub fn new(ctl: Rc<Control>, puts: Rc<Slots>) -> Self {
+        Self { ctl, puts, urls: PartUrls::default(), hold_until: Cell::new(0.0) }
     }
 
     /// A part hashed and waiting: its URL is signed for these digests, in a batch with others.
     pub fn know(&self, part: SignPart) {
         self.urls.know(part);
+    }
+
+    /// URLs signed already, in the answer that started the upload.
+    pub fn add_signed(&self, parts: Vec<SignedPart>) {
+        self.urls.add_signed(parts);
     }
 
     /// The part is stored and reported: its URL is not needed again.
@@ -79,6 +87,7 @@ impl Transport {
                 continue;
             }
             let signed = self.urls.url(api, upload, number).await?;
+            let slot = self.puts.take().await;
             if ctl.is_paused() || ctl.is_cancelled() || ctl.is_finished() {
                 continue; // paused while signing: no await from here to fetch(), so none slips through
             }
@@ -107,6 +116,7 @@ impl Transport {
                             resp.headers().get("retry-after").ok().flatten().and_then(|s| s.parse::<f64>().ok());
                         self.hold_until.set(now_ms() + after.unwrap_or(SLOW_DOWN_SECS) * 1000.0);
                     }
+                    drop(slot);
                     let snippet: String = body.chars().take(300).collect();
                     let e = EngineError {
                         status: Some(status),
@@ -122,6 +132,7 @@ impl Transport {
                     e
                 }
                 Err(e) => {
+                    drop(slot);
                     if ctl.is_paused() || ctl.is_cancelled() || ctl.is_finished() {
                         continue; // aborted on purpose: the gate decides what next
                     }

@@ -2,8 +2,8 @@
 //!
 //! A hasher reads the file front to back, one part at a time, feeding the whole-file SHA-1
 //! (Rust, incremental) while WebCrypto hashes the same part off-thread; each hashed part
-//! goes to a bounded queue that `concurrency` senders drain (sign in batches, PUT straight
-//! to storage, report). So the first PUT starts as soon as the first part is hashed, and
+//! goes to a bounded queue that the file's senders drain (sign in batches, PUT straight
+//! to storage, report; the engine's PUT slots, `super::slots`, bound the PUTs of all files). So the first PUT starts as soon as the first part is hashed, and
 //! only the part being hashed is in memory: queued and in-flight parts are slices of the
 //! file that the browser streams from disk, whatever the file's size. When
 //! the whole-file hash is done the backend is told; if it already holds that content the
@@ -26,11 +26,12 @@ use super::control::Control;
 use super::error::EngineError;
 use super::io::{self, now_ms, sleep_ms};
 use super::kv;
+use super::slots::Queue;
 use super::transport::Transport;
 use crate::probe::ProbeCollector;
 use crate::progress::{Progress, Snapshot};
-use crate::protocol::{Code, CreateUpload, FileView, PartCheck, UploadState, UploadView};
-use crate::{Plan, Sha1Hex};
+use crate::protocol::{Code, CreateUpload, FileView, PartCheck, SignPart, UploadState, UploadView};
+use crate::{Md5B64, Plan, Sha1B64, Sha1Hex};
 
 mod pipeline;
 
@@ -87,6 +88,13 @@ impl Stored {
     }
 }
 
+/// A file of one part, hashed before it starts.
+struct Small {
+    sha1: Sha1Hex,
+    probe: Sha1Hex,
+    part: SignPart,
+}
+
 /// What a task remembers of a file in IndexedDB.
 #[derive(Default, Serialize, serde::Deserialize)]
 struct Memory {
@@ -102,7 +110,8 @@ pub struct Task {
     api: Api,
     pub ctl: Rc<Control>,
     emit: Rc<dyn Fn(Event)>,
-    concurrency: usize,
+    /// The engine's bounds across files (`super::slots`).
+    queue: Rc<Queue>,
     transport: Transport,
     progress: RefCell<Progress>,
     started_ms: f64,
@@ -110,12 +119,14 @@ pub struct Task {
     upload_id: RefCell<String>,
     /// Set by the report that completed the upload, or the answer that made it instant.
     file_info: RefCell<Option<FileView>>,
+    /// Set by the report that composed the file.
+    composed: RefCell<Option<FileView>>,
     /// The storage checks parts by Content-MD5: compute each part's MD5 too.
     md5_parts: Cell<bool>,
 }
 
 impl Task {
-    pub fn new(id: u32, file: File, name: String, api: Api, concurrency: usize, emit: Rc<dyn Fn(Event)>) -> Self {
+    pub fn new(id: u32, file: File, name: String, api: Api, queue: Rc<Queue>, emit: Rc<dyn Fn(Event)>) -> Self {
         let size = file.size() as u64;
         let ctl = Rc::new(Control::default());
         Self {
@@ -123,15 +134,16 @@ impl Task {
             file,
             name,
             api,
-            transport: Transport::new(ctl.clone()),
+            transport: Transport::new(ctl.clone(), queue.puts.clone()),
             ctl,
             emit,
-            concurrency: concurrency.clamp(1, 6),
+            queue,
             progress: RefCell::new(Progress::new(size)),
             started_ms: now_ms(),
             first_put: Cell::new(false),
             upload_id: RefCell::new(String::new()),
             file_info: RefCell::new(None),
+            composed: RefCell::new(None),
             md5_parts: Cell::new(false),
         }
     }
@@ -153,7 +165,12 @@ impl Task {
     }
 
     pub async fn run(self: Rc<Self>) {
-        match self.clone().upload().await {
+        // One of the engine's files-at-once slots, from the first API call to the last.
+        self.state("queued");
+        let slot = self.queue.files.take().await;
+        let result = self.clone().upload().await;
+        drop(slot);
+        match result {
             Ok(stored) => {
                 self.state(if stored.instant { "instant" } else { "complete" });
                 self.report_progress();
@@ -180,18 +197,31 @@ impl Task {
         let fp = self.fingerprint();
         self.state("hashing");
         let memory: Memory = kv::get(&fp).await.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+        // A file of one part (at most S3's smallest part, whatever the server's part size) is
+        // hashed before it starts: the start then carries its SHA-1 and signs its part, so it
+        // is stored in three requests (start, PUT, report).
+        let mut small = None;
         let upload = match self.resume(&memory).await? {
             Some(u) => u,
             None => {
+                if size <= crate::plan::MIN_PART_SIZE {
+                    small = Some(self.digest_small(size).await?);
+                }
                 let ct = self.file.type_();
+                let probe = match &small {
+                    Some(s) => s.probe.clone(),
+                    None => self.probe(size).await?,
+                };
                 let req = CreateUpload {
                     name: self.name.clone(),
                     size,
                     content_type: (!ct.is_empty()).then_some(ct),
                     // A file this browser stored before: its SHA-1 is known, no hashing needed.
-                    sha1: memory.sha1.clone(),
+                    // A small file was just hashed: its SHA-1 now, not one remembered.
+                    sha1: small.as_ref().map(|s| s.sha1.as_str().to_owned()).or_else(|| memory.sha1.clone()),
                     last_modified: Some(self.file.last_modified() as i64),
-                    probe: Some(self.probe(size).await?.as_str().to_owned()),
+                    probe: Some(probe.as_str().to_owned()),
+                    parts: small.as_ref().map(|s| vec![s.part.clone()]),
                 };
                 match self.api.start(&req).await? {
                     Started::Instant(file) => return Ok(Stored::of(file, true)),
@@ -199,7 +229,10 @@ impl Task {
                 }
             }
         };
-        let upload = self.settle(upload).await?;
+        let mut upload = self.settle(upload).await?;
+        if let Some(signed) = upload.signed.take() {
+            self.transport.add_signed(signed);
+        }
         if let Some(file) = upload.instant_file() {
             return Ok(Stored::of(file.clone(), true));
         }
@@ -213,8 +246,8 @@ impl Task {
         let stored_bytes = done.iter().filter_map(|n| plan.part_len(*n)).sum();
         self.progress.borrow_mut().already_sent(stored_bytes);
 
-        let mut whole = None;
-        if upload.dedup_candidate {
+        let mut whole = small.map(|s| s.sha1);
+        if upload.dedup_candidate && whole.is_none() {
             // A verified file has this size and probe: hash everything before sending anything.
             let sha1 = self.hash_whole(&plan).await?;
             let u = self.settle(self.api.set_sha1(&upload.upload_id, sha1.as_str()).await?).await?;
@@ -280,6 +313,25 @@ impl Task {
         Ok(self.api.get(id).await?.filter(|u| u.state == UploadState::Uploading && u.part_count > 0))
     }
 
+    /// The digests of a file of one part, read and hashed at once (a hashing slot held).
+    async fn digest_small(&self, size: u64) -> Result<Small, EngineError> {
+        let _hashing = self.queue.hashing.take().await;
+        let bytes = io::read(&self.file, 0, size).await?.to_vec();
+        let digest = crate::hashing::sha1(&bytes);
+        let part = SignPart {
+            number: 1,
+            sha1: Sha1B64::from_digest(&digest).as_str().to_owned(),
+            size,
+            // Where the storage checks parts by MD5 it must be signed in; the answer that
+            // would say so comes too late, and hashing a few MiB costs nothing.
+            md5: Some(Md5B64::from_digest(&crate::hashing::md5(&bytes)).as_str().to_owned()),
+        };
+        self.transport.know(part.clone());
+        self.progress.borrow_mut().hashed(size);
+        self.report_progress();
+        Ok(Small { sha1: Sha1Hex::from_digest(&digest), probe: crate::probe::of(&bytes), part })
+    }
+
     async fn probe(&self, size: u64) -> Result<Sha1Hex, EngineError> {
         let mut collector = ProbeCollector::new(size);
         for r in crate::probe::ranges(size) {
@@ -291,6 +343,7 @@ impl Task {
 
     /// Hashes the whole file without sending (a probable duplicate).
     async fn hash_whole(&self, plan: &Plan) -> Result<Sha1Hex, EngineError> {
+        let _hashing = self.queue.hashing.take().await;
         whole_sha1(&self.file, plan, Some(&self.ctl), |len| {
             self.progress.borrow_mut().hashed(len);
             self.report_progress();
@@ -300,6 +353,11 @@ impl Task {
 
     /// Every part is reported: make sure the file exists and carries our SHA-1.
     async fn finish(&self, sha1: &Sha1Hex) -> Result<Stored, EngineError> {
+        // The last report composed it, and the backend had our SHA-1 by then: done.
+        let composed = self.composed.borrow().clone();
+        if let Some(file) = composed.filter(|f| f.sha1.as_deref() == Some(sha1.as_str())) {
+            return Ok(Stored::of(file, false));
+        }
         self.state("completing");
         let id = self.upload_id.borrow().clone();
         for attempt in 0..40u32 {

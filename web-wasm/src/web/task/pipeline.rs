@@ -1,5 +1,5 @@
 //! The hashing and sending pipeline of a task: one hasher reading the file front to back,
-//! `concurrency` senders taking hashed parts off a bounded queue, each PUT handed to the
+//! senders taking hashed parts off a bounded queue, each PUT handed to the
 //! transport and each report run while the next PUT goes.
 
 use std::collections::BTreeSet;
@@ -17,9 +17,12 @@ use super::super::error::EngineError;
 use super::super::io::{self, now_ms, ReadAhead};
 use super::super::transport::Put;
 use super::{Event, Task};
-use crate::protocol::{Code, ReportPart, SignPart};
+use crate::protocol::{Code, ReportPart, SignPart, UploadState};
 use crate::{Md5B64, Plan, Sha1Hex};
 
+/// Senders of one file: as many as the browser's connections per origin; the PUTs in flight
+/// across all files are bounded by the engine's PUT slots.
+const MAX_SENDERS: usize = 6;
 /// Bytes copied into wasm memory at a time for the whole-file hash (the buffer is reused).
 pub(in crate::web) const CHUNK: u32 = 1 << 20;
 
@@ -46,7 +49,9 @@ impl Task {
         let (tx, rx) = mpsc::channel::<Hashed>(0);
         let rx = Mutex::new(rx);
         let hasher = self.hasher(plan, done, tx, whole);
-        let senders = futures_util::future::join_all((0..self.concurrency).map(|_| Self::sender(self.clone(), &rx)));
+        // One sender per part at most; the engine's PUT slots bound them across files.
+        let senders = (0..MAX_SENDERS.min(plan.part_count.max(1) as usize)).map(|_| Self::sender(self.clone(), &rx));
+        let senders = futures_util::future::join_all(senders);
         let (whole, sent) = futures_util::future::join(hasher, senders).await;
         for r in sent {
             r?;
@@ -61,6 +66,8 @@ impl Task {
         mut tx: mpsc::Sender<Hashed>,
         known: Option<Sha1Hex>,
     ) -> Result<Sha1Hex, EngineError> {
+        // One of the engine's hashing slots: its read-ahead buffers are the engine's memory.
+        let hashing = self.queue.hashing.take().await;
         let mut whole = Sha1::new();
         let mut buf = vec![0u8; CHUNK as usize];
         // With the whole-file SHA-1 known, only the parts still to send are read.
@@ -114,12 +121,16 @@ impl Task {
             }
         }
         drop(tx);
+        drop(hashing);
+        let told = known.is_some();
         let sha1 = match known {
             Some(k) => k,
             None => Sha1Hex::from_digest(&whole.finalize().into()),
         };
-        // Tell the backend as soon as the hash is known: if it holds this content, stop.
-        if !self.ctl.is_finished() {
+        // Tell the backend as soon as the hash is known: if it holds this content, stop. A
+        // SHA-1 known before hashing is one the backend has already (given at the start, by
+        // `PATCH` for a probable duplicate, or with a completion that found parts missing).
+        if !told && !self.ctl.is_finished() {
             let id = self.upload_id.borrow().clone();
             let u = self.settle(self.api.set_sha1(&id, sha1.as_str()).await?).await?;
             if let Some(file) = u.instant_file() {
@@ -217,7 +228,10 @@ impl Task {
         self.progress.borrow_mut().sent(now_ms(), part.len);
         self.report_progress();
         if let Some(file) = report.file {
-            *self.file_info.borrow_mut() = Some(file);
+            match report.state {
+                UploadState::Complete => *self.composed.borrow_mut() = Some(file),
+                _ => *self.file_info.borrow_mut() = Some(file),
+            }
         }
         Ok(())
     }

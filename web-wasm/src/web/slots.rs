@@ -1,0 +1,102 @@
+//! The bounds one engine (one `Uploader`, one worker) keeps across all its files, so a drop
+//! of 10,000 files costs what a drop of a few does:
+//!
+//! - **files at once** ([`FILES_AT_ONCE`]): a file waits (`queued`) until one of these is
+//!   free, then holds it from its first API call to its last. This bounds the API calls in
+//!   flight and the uploads open on the server, whatever the size of the drop.
+//! - **files hashed at once** ([`HASHING_AT_ONCE`]): each hasher reads ahead into two
+//!   part-sized buffers, so this bounds the engine's memory (4 part buffers), whatever the
+//!   number and size of the files.
+//! - **part PUTs in flight**: the `Uploader`'s `concurrency`, shared by every file. Senders
+//!   take a slot right before a PUT leaves and give it back when its answer is in, first
+//!   come first served: a huge file alone gets every slot; small files beside it take turns
+//!   with its parts, so neither starves the other.
+//!
+//! A slot is a [`Permit`] that gives itself back when dropped, also when the future waiting
+//! for it is dropped after the slot was handed over.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+
+/// Files between their first and last API call at once: enough to keep the part PUTs busy
+/// while some files wait on API round trips, few enough that a drop of thousands never
+/// floods the API.
+pub const FILES_AT_ONCE: usize = 8;
+/// Files hashed at once (each with up to two part buffers in memory).
+pub const HASHING_AT_ONCE: usize = 2;
+
+/// A counting semaphore for one thread, first come first served.
+pub struct Slots {
+    free: Cell<usize>,
+    waiting: RefCell<VecDeque<oneshot::Sender<Permit>>>,
+}
+
+/// One slot, held until dropped.
+pub struct Permit {
+    slots: Option<Rc<Slots>>,
+}
+
+impl Slots {
+    pub fn new(n: usize) -> Rc<Self> {
+        Rc::new(Self { free: Cell::new(n.max(1)), waiting: RefCell::default() })
+    }
+
+    /// Waits for a free slot.
+    pub async fn take(self: &Rc<Self>) -> Permit {
+        if self.free.get() > 0 && self.waiting.borrow().is_empty() {
+            self.free.set(self.free.get() - 1);
+            return Permit { slots: Some(self.clone()) };
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiting.borrow_mut().push_back(tx);
+        match rx.await {
+            Ok(permit) => permit,
+            // The sender went without a permit: only when `Slots` itself is gone.
+            Err(_) => Permit { slots: Some(self.clone()) },
+        }
+    }
+
+    /// Hands a freed slot to the first waiter still waiting, else keeps it free.
+    fn release(self: &Rc<Self>) {
+        loop {
+            let next = self.waiting.borrow_mut().pop_front();
+            let Some(tx) = next else {
+                self.free.set(self.free.get() + 1);
+                return;
+            };
+            match tx.send(Permit { slots: Some(self.clone()) }) {
+                Ok(()) => return,
+                // That waiter is gone: the permit was never held, so it frees nothing.
+                Err(mut unused) => unused.slots = None,
+            }
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(slots) = self.slots.take() {
+            slots.release();
+        }
+    }
+}
+
+/// The three bounds of one engine.
+pub struct Queue {
+    pub files: Rc<Slots>,
+    pub hashing: Rc<Slots>,
+    pub puts: Rc<Slots>,
+}
+
+impl Queue {
+    pub fn new(concurrency: usize) -> Rc<Self> {
+        Rc::new(Self {
+            files: Slots::new(FILES_AT_ONCE),
+            hashing: Slots::new(HASHING_AT_ONCE),
+            puts: Slots::new(concurrency),
+        })
+    }
+}
