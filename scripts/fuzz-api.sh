@@ -130,9 +130,10 @@ PY
 #   digest that is not one, a part number 0) is refused with a 4xx. Right for this API:
 #   every body and parameter is parsed into validated types at the edge.
 # - positive_data_acceptance: a request the schema allows is not refused with a 400 or
-#   422. Except for three operations, whose 422s depend on state the schema cannot carry:
+#   422. Except for five operations, whose 422s depend on state the schema cannot carry:
 #   signing and reporting a part must fit the upload's plan (which part numbers exist and
-#   how long each is), and a list cursor must be one this server gave out.
+#   how long each is), and so must the parts a start asks to sign (`parts` of
+#   `create_upload`); and a list cursor must be one this server gave out.
 # - unsupported_method, allow_header_conformance: another method is 405 with `Allow`.
 # - use_after_free, ensure_resource_availability (stateful): a deleted upload or file is
 #   gone, a created one is there.
@@ -194,7 +195,7 @@ parameters = { "path.upload_id" = { dictionary = "upload-aborted", probability =
 # A schema-valid request may still not fit the upload's plan, or carry a cursor this
 # server never gave out: 422 there is the right answer, not a refusal of valid data.
 [[operations]]
-include-operation-id = ["sign_parts", "report_part", "list_files"]
+include-operation-id = ["sign_parts", "report_part", "create_upload", "list_files", "list_uploads"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 TOML
 

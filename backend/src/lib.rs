@@ -12,6 +12,7 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod page;
+pub mod paging;
 pub mod quota;
 pub mod routes;
 pub mod state;

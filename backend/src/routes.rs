@@ -93,7 +93,7 @@ reads stored bytes `object-not-found` (404: the stored object is missing)."),
     paths(
         auth::routes::sign_up, auth::routes::sign_in, auth::routes::sign_out, auth::routes::sign_out_everywhere,
         auth::routes::me, auth::routes::change_password,
-        uploads::create::handler, uploads::get::handler, uploads::patch::handler, uploads::abort::handler,
+        uploads::create::handler, uploads::list::handler, uploads::get::handler, uploads::patch::handler, uploads::abort::handler,
         uploads::sign::handler, uploads::report::handler, uploads::complete::handler, uploads::prove::handler,
         files::routes::list, files::routes::get, files::routes::delete, files::routes::content, files::routes::content_url,
         files::shares::create, files::shares::revoke, files::shares::follow,

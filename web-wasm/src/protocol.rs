@@ -157,6 +157,37 @@ impl UploadView {
     }
 }
 
+/// An upload in progress, as `GET /uploads` lists it (its parts: `GET /uploads/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UploadSummary {
+    pub upload_id: String,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    pub part_size: u64,
+    pub part_count: u32,
+    /// `uploading` or `completing`.
+    pub state: UploadState,
+    /// The whole-file SHA-1 given so far, if any.
+    pub sha1: Option<String>,
+    /// The file's modification time (ms) given at the start, if any.
+    pub last_modified: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    /// When the upload is aborted if nothing more happens.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/uploads`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UploadList {
+    /// Newest first.
+    pub uploads: Vec<UploadSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// A byte range of the file, picked at random by the server. The answer is the hex
 /// SHA-1 of the nonce's 16 bytes followed by the range's bytes (so it is never the file's
 /// own SHA-1, even when the range is the whole file).

@@ -9,10 +9,6 @@ use crate::storage::StorageError;
 pub enum FileError {
     #[error("no file with that id")]
     NotFound,
-    #[error("limit must be between 1 and {max}")]
-    InvalidLimit { max: u32 },
-    #[error("cursor is not one this server gave out")]
-    InvalidCursor,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -23,12 +19,6 @@ impl From<FileError> for ApiError {
     fn from(e: FileError) -> Self {
         match e {
             FileError::NotFound => ApiError::new(StatusCode::NOT_FOUND, Code::FileNotFound, e.to_string()),
-            FileError::InvalidLimit { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidLimit, e.to_string())
-            }
-            FileError::InvalidCursor => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidCursor, e.to_string())
-            }
             FileError::Storage(e) => e.into(),
             FileError::Db(e) => e.into(),
         }

@@ -182,8 +182,8 @@ pub async fn key_in_use(db: &Db, storage_key: &str) -> Result<bool, sqlx::Error>
 
 /// The user's files, newest first; `after` is the (created_at, id) of the last row of the
 /// previous page.
-pub async fn list(db: &Db, user: &str, limit: i64, after: Option<(i64, &str)>) -> Result<Vec<FileRow>, sqlx::Error> {
-    let (at, id) = after.unwrap_or((i64::MAX, ""));
+/// The user's files after `(created_at, id)`, newest first (see `crate::paging`).
+pub async fn list(db: &Db, user: &str, limit: i64, (at, id): (i64, &str)) -> Result<Vec<FileRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM files WHERE user_id = $4 AND (created_at < $1 OR (created_at = $1 AND id < $2)) \
          ORDER BY created_at DESC, id DESC LIMIT $3"

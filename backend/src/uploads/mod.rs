@@ -7,7 +7,7 @@
 //! is in SQL, the tracker, and storage.
 
 //!
-//! One file per operation, each with its handler and its flow: `create`, `get`, `patch`
+//! One file per operation, each with its handler and its flow: `create`, `list`, `get`, `patch`
 //! (the whole-file SHA-1), `prove` (the answer to a challenge), `sign`, `report`,
 //! `complete`, `abort`. What they share: `model` (loading an upload, its view), `state`
 //! (where an upload stands), `instant` (linking stored content), `dedup` (who may link
@@ -26,6 +26,7 @@ pub mod dedup;
 pub mod error;
 pub mod get;
 mod instant;
+pub mod list;
 mod model;
 pub mod patch;
 pub mod prove;
@@ -44,7 +45,7 @@ pub use error::UploadError;
 // The wire types are the protocol module's: the engine compiles against the same ones.
 pub use shardrop_engine::protocol::{
     Challenge, CompleteRequest, CreateUpload, PatchUpload, ProofRequest, ReportAnswer, ReportPart, SignPart,
-    SignRequest, SignResponse, SignedPart, UploadState, UploadView,
+    SignRequest, SignResponse, SignedPart, UploadList, UploadState, UploadSummary, UploadView,
 };
 
 /// The `/uploads` routes, under the API's scope. `limit` is the client's signing bucket,
@@ -54,7 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limit: Option<&crate::limits::Rat
         Some(limit) => route.wrap(Governor::new(limit)),
         None => route,
     };
-    cfg.service(resource("/uploads").route(post().to(create::handler)))
+    cfg.service(resource("/uploads").route(get().to(list::handler)).route(post().to(create::handler)))
         .service(
             resource("/uploads/{upload_id}")
                 .route(get().to(get::handler))

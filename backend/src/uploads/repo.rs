@@ -135,6 +135,29 @@ pub async fn find_resumable(
     .await
 }
 
+/// The user's uploads in progress and still alive, after `(created_at, id)`, newest first
+/// (see `crate::paging`).
+pub async fn list_open(
+    db: &Db,
+    user: &str,
+    alive_since: i64,
+    limit: i64,
+    (at, id): (i64, &str),
+) -> Result<Vec<UploadRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM uploads WHERE user_id = $4 AND state IN ('uploading', 'completing') \
+         AND updated_at >= $5 AND (created_at < $1 OR (created_at = $1 AND id < $2)) \
+         ORDER BY created_at DESC, id DESC LIMIT $3"
+    ))
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .bind(user)
+    .bind(alive_since)
+    .fetch_all(db)
+    .await
+}
+
 /// Marks activity, so the reaper leaves the upload alone.
 pub async fn touch(db: &Db, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE uploads SET updated_at = $2 WHERE id = $1 AND state = 'uploading'")

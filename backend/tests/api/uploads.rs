@@ -20,6 +20,7 @@ on_both_backends!(
     download_urls_expire,
     reaper_aborts_idle_uploads,
     a_small_file_is_stored_in_three_requests,
+    open_uploads_are_listed_newest_first_in_pages,
 );
 
 fn three_parts(seed: u64) -> Vec<Vec<u8>> {
@@ -463,4 +464,41 @@ async fn a_small_file_is_stored_in_three_requests(backend: Backend) {
     // Without `parts`, no `signed` in the answer.
     let (_, v) = app.post("/uploads", json!({"name": "t.bin", "size": 3})).await;
     assert!(v.get("signed").is_none(), "{v}");
+}
+
+/// `GET /uploads` lists the caller's open uploads, newest first, in pages; finished and
+/// aborted ones are gone from it, and another user sees none of them.
+async fn open_uploads_are_listed_newest_first_in_pages(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(app.create(&format!("open {i}.bin"), 10 + i).await["upload_id"].as_str().unwrap().to_owned());
+    }
+    // One finished, one aborted: neither is in progress.
+    let bytes = part_bytes(5, 10);
+    app.send_part(&ids[0], 1, &bytes).await;
+    let (status, _) = app.call(reqwest::Method::DELETE, &format!("/uploads/{}", ids[1]), None).await;
+    assert_eq!(status, 204);
+    let (status, v) = app.get("/uploads").await;
+    assert_eq!(status, 200, "{v}");
+    let listed: Vec<&str> = v["uploads"].as_array().unwrap().iter().map(|u| u["upload_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [ids[3].as_str(), ids[2].as_str()], "newest first, open only");
+    assert_eq!(v["uploads"][0]["name"], "open 3.bin");
+    assert_eq!(v["uploads"][0]["state"], "uploading");
+    assert_eq!(v["uploads"][0]["size"], 13);
+    assert!(v["next_cursor"].is_null(), "{v}");
+    // A page at a time.
+    let (_, first) = app.get("/uploads?limit=1").await;
+    assert_eq!(first["uploads"][0]["upload_id"], ids[3].as_str());
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app.get(&format!("/uploads?limit=1&cursor={cursor}")).await;
+    assert_eq!(second["uploads"][0]["upload_id"], ids[2].as_str());
+    assert!(second["next_cursor"].is_null(), "{second}");
+    // Another user's list is their own.
+    let (_, other) = app.as_new_user().await.get("/uploads").await;
+    assert_eq!(other["uploads"], serde_json::json!([]));
+    let (status, v) = app.get("/uploads?limit=0").await;
+    assert_eq!((status, v["code"].as_str()), (422, Some("invalid-limit")));
+    let (status, v) = app.get("/uploads?cursor=nope").await;
+    assert_eq!((status, v["code"].as_str()), (422, Some("invalid-cursor")));
 }
