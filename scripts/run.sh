@@ -9,6 +9,5 @@ scripts/install-tools.sh wasm-target wasm-bindgen
 web-wasm/build.sh
 www/build.sh
 cargo build --release --locked --bin shardrop
-export SHARDROP__WEB_DIR=${SHARDROP__WEB_DIR:-$PWD/www/dist}
 echo "Shardrop on http://${SHARDROP_LISTEN:-127.0.0.1:8080} (data in ${SHARDROP_DATA_DIR:-./data})" >&2
 exec target/release/shardrop serve "$@"

@@ -39,7 +39,7 @@ impl Application {
             url => url.to_owned(),
         };
         // The page's policy names the origin the local store signs part URLs for.
-        let page = (!settings.web_dir.is_empty()).then(|| crate::page::Page::new(&settings, &public_url));
+        let page = crate::page::Page::new(&settings, &public_url);
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
         let db = db::connect(&settings.database_url(), settings.database.max_connections)

@@ -29,8 +29,12 @@ pub struct Settings {
     /// The origin clients reach this server at, used in URLs the local store signs.
     /// Empty: `http://` + the bound address.
     pub public_url: String,
-    /// Folder served at `/` (the drag-and-drop page). Empty: serve the API only.
+    /// Folder served at `/` instead of the page built into the binary (for developing the
+    /// page, or serving another app). Empty: the built-in page (none when the binary was
+    /// built without `www/dist`).
     pub web_dir: String,
+    /// Serve a page at `/` at all (the built-in one, or `web_dir`'s). Off: the API only.
+    pub serve_page: bool,
     pub database: DatabaseSettings,
     pub tracker: TrackerSettings,
     pub storage: StorageSettings,
@@ -264,6 +268,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             public_url: String::new(),
             web_dir: String::new(),
+            serve_page: true,
             database: DatabaseSettings::default(),
             tracker: TrackerSettings::default(),
             storage: StorageSettings::default(),

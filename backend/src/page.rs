@@ -9,37 +9,69 @@
 //! (`frame-ancestors 'none'`, and `X-Frame-Options: DENY` for browsers older than CSP 2),
 //! so no other site can lay it under a decoy and steer a click onto Delete.
 //!
-//! The hashes are read from the folder's HTML files at start-up: a page rebuilt while the
-//! server runs is served with the new files but the old hashes until a restart.
+//! The page travels inside the binary: `www/dist` as it was when the release build ran
+//! (`scripts/run.sh` and `scripts/test.sh` build it first; a debug build reads the folder at
+//! run time instead). `web_dir` serves a folder instead, for development or another app.
+//! The hashes are read from the HTML files at start-up: a folder rebuilt while the server
+//! runs is served with the new files but the old hashes until a restart.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
-use actix_web::web;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Settings, StorageKind};
+use crate::error::{Code, ErrorBody};
 
-/// The folder served at `/` and the policy it is served with.
+/// The page built into the binary (`www/dist` at build time). Empty when that folder did
+/// not exist then: the server then serves no page unless `web_dir` names one.
+#[derive(rust_embed::Embed)]
+#[folder = "$CARGO_MANIFEST_DIR/../www/dist/"]
+#[allow_missing = true]
+struct Embedded;
+
+/// Where the page's files come from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// `web_dir`.
+    Dir(String),
+    /// Built into the binary.
+    Embedded,
+}
+
+/// The page served at `/` and the policy it is served with.
 #[derive(Debug, Clone)]
 pub struct Page {
-    dir: String,
+    source: Source,
     csp: String,
 }
 
 impl Page {
-    /// The page in `settings.web_dir`; `public_url` is the origin the local store signs its
-    /// part URLs for (the configured one, or this server's address).
-    pub fn new(settings: &Settings, public_url: &str) -> Self {
-        let dir = settings.web_dir.clone();
-        let hashes = inline_script_hashes(Path::new(&dir));
+    /// The page in `settings.web_dir`, else the one built into the binary, else none;
+    /// `public_url` is the origin the local store signs its part URLs for (the configured
+    /// one, or this server's address).
+    pub fn new(settings: &Settings, public_url: &str) -> Option<Self> {
+        let (source, html) = if !settings.serve_page {
+            return None;
+        } else if !settings.web_dir.is_empty() {
+            (Source::Dir(settings.web_dir.clone()), dir_html(Path::new(&settings.web_dir)))
+        } else if Embedded::get("index.html").is_some() {
+            (Source::Embedded, embedded_html())
+        } else {
+            tracing::warn!("no page at /: this binary was built without www/dist and web_dir is not set");
+            return None;
+        };
+        let hashes = inline_script_hashes(&html);
         let csp = policy(&hashes, &storage_origins(settings, public_url));
         tracing::debug!(%csp, "the page's content security policy");
-        Self { dir, csp }
+        Some(Self { source, csp })
     }
 
     /// The static files, each answered with the policy and the anti-framing headers.
@@ -49,8 +81,74 @@ impl Page {
             .add((header::CONTENT_SECURITY_POLICY, self.csp.clone()))
             .add((header::X_FRAME_OPTIONS, "DENY"))
             .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-        web::scope("").wrap(headers).service(actix_files::Files::new("", &self.dir).index_file("index.html"))
+        let files = web::scope("").wrap(headers);
+        match &self.source {
+            Source::Dir(dir) => files.service(actix_files::Files::new("", dir).index_file("index.html")),
+            Source::Embedded => files.service(
+                web::resource("/{path:.*}")
+                    .route(web::get().to(embedded))
+                    .route(web::head().to(embedded))
+                    .default_service(web::to(read_only)),
+            ),
+        }
     }
+}
+
+/// A file of the built-in page (`/` is `index.html`), with its type and an `ETag` of its
+/// SHA-256; `304` when the browser has it.
+async fn embedded(req: HttpRequest) -> HttpResponse {
+    let path = match req.path().trim_start_matches('/') {
+        "" => "index.html",
+        p => p,
+    };
+    let Some(file) = Embedded::get(path) else {
+        return HttpResponse::NotFound().finish(); // answered as JSON `not-found` by the error handler
+    };
+    let etag = format!("\"{}\"", hex::encode(file.metadata.sha256_hash()));
+    let seen = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if seen.is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag)) {
+        return HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish();
+    }
+    let body = match file.data {
+        Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+        Cow::Owned(bytes) => Bytes::from(bytes),
+    };
+    HttpResponse::Ok()
+        .content_type(file.metadata.mimetype())
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
+
+/// Any other method on the page's files: `405` with `Allow`, as a folder's files answer it.
+async fn read_only() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "GET, HEAD"))
+        .json(ErrorBody { code: Code::MethodNotAllowed.into(), message: "the page's files are read-only".to_owned() })
+}
+
+/// The HTML files of a folder (not its subfolders). A folder that cannot be read gives none:
+/// its page then runs no inline script.
+fn dir_html(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        tracing::warn!(dir = %dir.display(), "cannot read web_dir");
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("html")))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// The HTML files at the top of the built-in page.
+fn embedded_html() -> Vec<String> {
+    Embedded::iter()
+        .filter(|name| !name.contains('/') && name.to_ascii_lowercase().ends_with(".html"))
+        .filter_map(|name| Embedded::get(&name))
+        .filter_map(|file| String::from_utf8(file.data.into_owned()).ok())
+        .collect()
 }
 
 /// The policy: `hashes` are the `'sha256-…'` sources of the page's inline scripts,
@@ -109,20 +207,10 @@ fn origin(url: &str) -> Option<String> {
     Some(format!("{scheme}://{}", host.to_ascii_lowercase()))
 }
 
-/// The `'sha256-…'` sources of every inline script in the HTML files of `dir` (not its
-/// subfolders). A folder that cannot be read gives none: its page then runs no inline script.
-fn inline_script_hashes(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        tracing::warn!(dir = %dir.display(), "cannot read web_dir");
-        return Vec::new();
-    };
-    let mut hashes: Vec<String> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("html")))
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|html| inline_scripts(&html).into_iter().map(script_hash).collect::<Vec<_>>())
-        .collect();
+/// The `'sha256-…'` sources of every inline script in the page's HTML files.
+fn inline_script_hashes(html: &[String]) -> Vec<String> {
+    let mut hashes: Vec<String> =
+        html.iter().flat_map(|html| inline_scripts(html).into_iter().map(script_hash).collect::<Vec<_>>()).collect();
     hashes.sort_unstable();
     hashes.dedup();
     hashes

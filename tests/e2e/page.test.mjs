@@ -107,7 +107,8 @@ describe("the page", () => {
   let server, chromium, dir, files;
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    server = await new Server({ web: WEB }).start();
+    // No web_dir: the page built into the binary, as `shardrop serve` alone serves it.
+    server = await new Server({ web: null }).start();
     chromium = await browser();
     dir = tempDir();
     files = {
@@ -141,6 +142,25 @@ describe("the page", () => {
     await page.screenshot({ path: join(ARTIFACTS, "page-sign-in.png") });
     await atPhoneWidth(chromium, server, { shot: "page-sign-in-phone.png", message: "no sideways scrolling at phone width" });
     await page.close();
+  });
+
+  test("shardrop serve alone serves the page, built into the binary", async () => {
+    const index = await fetch(`${server.origin}/`);
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get("content-type"), /^text\/html/);
+    assert.match(index.headers.get("content-security-policy"), /frame-ancestors 'none'/);
+    assert.equal(index.headers.get("x-frame-options"), "DENY");
+    const html = await index.text();
+    assert.match(html, /<title>/);
+    const etag = index.headers.get("etag");
+    assert.ok(etag, "an ETag");
+    assert.equal((await fetch(`${server.origin}/`, { headers: { "if-none-match": etag } })).status, 304);
+    const js = await fetch(`${server.origin}/app.js`);
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get("content-type"), /javascript/);
+    const missing = await fetch(`${server.origin}/no-such-file.js`);
+    assert.equal(missing.status, 404);
+    assert.equal((await missing.json()).code, "not-found");
   });
 
   test("an account created on the page is signed in, with an empty workspace", async () => {

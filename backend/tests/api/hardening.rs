@@ -63,6 +63,7 @@ async fn the_page_is_served_with_a_policy_that_forbids_framing(backend: Backend)
     std::fs::write(web.join("index.html"), html).unwrap();
     std::fs::write(web.join("app.js"), "import 'shardrop';\n").unwrap();
     s.web_dir = web.to_str().unwrap().to_owned();
+    s.serve_page = true;
     let app = spawn_with(s, dir).await;
 
     let hash = format!("'sha256-{}'", STANDARD.encode(Sha256::digest(import_map.as_bytes())));
