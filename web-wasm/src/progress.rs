@@ -61,6 +61,15 @@ impl Progress {
         }
     }
 
+    /// The upload goes on after a pause at `now_ms`: speed and time left are measured from
+    /// here, not averaged with the pause (which would read as a crawl).
+    pub fn resumed(&mut self, now_ms: f64) {
+        self.rate = None;
+        if self.last.is_some() {
+            self.last = Some((now_ms, self.sent));
+        }
+    }
+
     fn sample(&mut self, now_ms: f64) {
         let Some((t0, s0)) = self.last else {
             self.last = Some((now_ms, self.sent));
@@ -132,6 +141,24 @@ mod tests {
         assert_eq!(s.sent, 910);
         assert!((s.bytes_per_sec - 10.0).abs() < 1e-9);
         assert!((s.eta_secs.unwrap() - 9.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_pause_is_not_slowness() {
+        let mut p = Progress::new(100_000);
+        p.start(0.0);
+        for i in 1..=10 {
+            p.sent(f64::from(i) * 100.0, 100); // 1,000 B/s
+        }
+        // A minute paused, then the same pace again.
+        let mut paused = p.clone();
+        paused.sent(61_100.0, 100);
+        assert!(paused.snapshot().bytes_per_sec < 10.0, "without resumed(), the pause drags the speed down");
+        p.resumed(61_000.0);
+        p.sent(61_100.0, 100);
+        let s = p.snapshot();
+        assert!((s.bytes_per_sec - 1000.0).abs() < 1e-6, "{}", s.bytes_per_sec);
+        assert!((s.eta_secs.unwrap() - 98.9).abs() < 1e-6, "{:?}", s.eta_secs);
     }
 
     #[test]

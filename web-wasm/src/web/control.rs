@@ -18,6 +18,8 @@ pub struct Control {
     finished: Cell<bool>,
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     in_flight: RefCell<HashMap<u32, AbortController>>,
+    /// When the last resume happened (ms), until the task's progress takes it.
+    resumed_at: Cell<Option<f64>>,
     /// What the task is doing when not paused (`hashing`, `uploading`, `completing`).
     phase: Cell<&'static str>,
 }
@@ -61,8 +63,16 @@ impl Control {
     }
 
     pub fn resume(&self) {
+        if self.paused.get() {
+            self.resumed_at.set(Some(super::io::now_ms()));
+        }
         self.paused.set(false);
         self.wake();
+    }
+
+    /// When the task was last resumed, once: speed is measured from there.
+    pub fn take_resumed(&self) -> Option<f64> {
+        self.resumed_at.take()
     }
 
     pub fn cancel(&self) {

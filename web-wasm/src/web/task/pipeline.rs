@@ -225,7 +225,12 @@ impl Task {
         let id = self.upload_id.borrow().clone();
         let report = self.api.report(&id, part.number, &ReportPart { etag, sha1: part.sha1.clone() }).await?;
         self.transport.forget(part.number);
-        self.progress.borrow_mut().sent(now_ms(), part.len);
+        let mut progress = self.progress.borrow_mut();
+        if let Some(at) = self.ctl.take_resumed() {
+            progress.resumed(at);
+        }
+        progress.sent(now_ms(), part.len);
+        drop(progress);
         self.report_progress();
         if let Some(file) = report.file {
             match report.state {
