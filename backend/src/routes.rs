@@ -286,7 +286,14 @@ mod codes {
     #[test]
     fn every_code_is_sent_somewhere() {
         let source = backend_source();
-        let dead: Vec<_> = Code::ALL.iter().filter(|c| !source.contains(&format!("Code::{}", c.rust_name()))).collect();
+        // `Code::UploadComplete` must not count as used where only `Code::UploadCompleting` is.
+        let used = |c: &Code| {
+            let name = format!("Code::{}", c.rust_name());
+            source.match_indices(&name).any(|(at, _)| {
+                !source[at + name.len()..].chars().next().is_some_and(|ch| ch.is_alphanumeric() || ch == '_')
+            })
+        };
+        let dead: Vec<_> = Code::ALL.iter().filter(|c| !used(c)).collect();
         assert!(dead.is_empty(), "never sent (drop them or send them): {dead:?}");
     }
 }

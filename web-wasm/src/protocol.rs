@@ -57,9 +57,10 @@ pub struct CreateUpload {
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9a-fA-F]{40}$"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<String>,
-    /// Parts to sign in this same request (as `POST /uploads/{id}/parts/sign` takes them):
-    /// their URLs come back in `signed`. A file of one part is then stored in three requests
-    /// (this one, the PUT, the report). Checked against the plan before anything is made.
+    /// For a file of one part: its part to sign in this same request (as
+    /// `POST /uploads/{id}/parts/sign` takes it); the URL comes back in `signed`, and the file
+    /// is stored in three requests (this one, the PUT, the report). Checked against the plan
+    /// before anything is made; a resumed upload signs nothing here.
     #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<Vec<SignPart>>,
@@ -144,8 +145,8 @@ pub struct UploadView {
     /// by giving the SHA-1 of this byte range (`POST /uploads/{id}/proof`); right, the
     /// upload ends as `instant` with nothing more to send.
     pub challenge: Option<Challenge>,
-    /// The URLs of the `parts` that `POST /uploads` was asked to sign (absent otherwise, and
-    /// when the upload was linked to stored content at once).
+    /// The URLs of the `parts` that a new upload's `POST /uploads` asked to sign (absent
+    /// otherwise: a resumed upload, or one linked to stored content at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<Vec<SignedPart>>,
 }

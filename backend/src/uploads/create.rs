@@ -38,7 +38,12 @@ pub async fn create(state: &AppState, user: &User, mut req: CreateUpload) -> Res
     let plan = Plan::new(req.size, state.settings.uploads.part_size)
         .map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
     if let Some(parts) = &parts {
-        // Parts to sign in this request are checked before anything is made.
+        // Parts to sign in this request are checked before anything is made. Only a file of
+        // one part may ask: each start then costs a new upload (and its quota) per URL,
+        // where signing in a loop meets the signing rate limit.
+        if plan.part_count != 1 {
+            return Err(UploadError::PartsAtStart);
+        }
         sign::check(state, &plan, parts)?;
     }
     let now = now_ms();
@@ -54,11 +59,10 @@ pub async fn create(state: &AppState, user: &User, mut req: CreateUpload) -> Res
                 if let Some(sha1) = &sha1 {
                     dedup_claim(state, &u, sha1).await?;
                 }
-                let u = reload(state, &u.id).await?;
-                let signed = sign_asked(state, &u, parts.as_deref()).await?;
-                let mut v = view(state, u).await?;
+                // A resumed upload signs nothing at the start (resuming is free, so it would
+                // sign URLs past the rate limit): its parts go to the sign route.
+                let mut v = view(state, reload(state, &u.id).await?).await?;
                 v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
-                v.signed = signed;
                 return Ok(Created::Resumed(v));
             }
         }
@@ -125,8 +129,8 @@ pub async fn create(state: &AppState, user: &User, mut req: CreateUpload) -> Res
     Ok(Created::New(v))
 }
 
-/// The parts `POST /uploads` was asked to sign, signed, while the upload still takes parts
-/// (an upload linked at once to stored content needs none).
+/// The parts a new upload's `POST /uploads` asked to sign, signed, while the upload still
+/// takes parts (an upload linked at once to stored content needs none).
 async fn sign_asked(
     state: &AppState,
     u: &UploadRow,
@@ -142,9 +146,9 @@ async fn sign_asked(
 }
 
 /// Start an upload, or resume an open one of the same file. A `sha1` that names stored
-/// content gets a `challenge`: answer it (`/proof`) and nothing needs sending. `parts` are
-/// signed in the same request (`signed`), so a small file is stored in three requests:
-/// this one, its PUT, and its report.
+/// content gets a `challenge`: answer it (`/proof`) and nothing needs sending. A file of one
+/// part may have its part signed in the same request (`parts` in, `signed` out), so it is
+/// stored in three requests: this one, its PUT, and its report.
 #[utoipa::path(post, path = "/api/v1/uploads", operation_id = "create_upload", tag = "uploads", request_body = CreateUpload, responses(
     (status = 201, description = "A new upload and its plan", body = UploadView),
     (status = 200, description = "An open upload of the same file, to resume", body = UploadView),
@@ -154,7 +158,7 @@ async fn sign_asked(
     (status = 409, description = "`part-sha1-conflict` (resuming an upload whose part was signed for another SHA-1)", body = ErrorBody),
     (status = 413, description = "`file-too-large`, `body-too-large`", body = ErrorBody),
     (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
-    (status = 422, description = "`invalid-name`, `invalid-sha1`, `invalid-probe`, `invalid-content-type`, `invalid-field`; for `parts`: `invalid-part-number`, `invalid-part-size`, `invalid-md5`, `md5-required`, `invalid-empty-part`, `invalid-batch`", body = ErrorBody),
+    (status = 422, description = "`invalid-name`, `invalid-sha1`, `invalid-probe`, `invalid-content-type`, `invalid-field`; for `parts`: `invalid-part-number`, `invalid-part-size`, `invalid-md5`, `md5-required`, `invalid-empty-part`, `invalid-batch` (also: `parts` for a file of more than one part)", body = ErrorBody),
 ))]
 pub async fn handler(user: User, state: web::Data<AppState>, body: web::Json<CreateUpload>) -> Res {
     Ok(match create(&state, &user, body.into_inner()).await? {

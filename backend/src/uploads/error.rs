@@ -37,6 +37,8 @@ pub enum UploadError {
     InvalidEtag,
     #[error("sign between 1 and {max} parts in one request")]
     InvalidBatch { max: usize },
+    #[error("parts may be signed at the start only for a file of one part; sign the others with /parts/sign")]
+    PartsAtStart,
     #[error("the upload is already complete")]
     AlreadyComplete,
     #[error("the upload is being completed; ask again shortly")]
@@ -99,7 +101,9 @@ impl From<UploadError> for ApiError {
             UploadError::InvalidPartNumber { .. } => (S::UNPROCESSABLE_ENTITY, Code::InvalidPartNumber),
             UploadError::InvalidPartSize { .. } => (S::UNPROCESSABLE_ENTITY, Code::InvalidPartSize),
             UploadError::InvalidEtag => (S::UNPROCESSABLE_ENTITY, Code::InvalidEtag),
-            UploadError::InvalidBatch { .. } => (S::UNPROCESSABLE_ENTITY, Code::InvalidBatch),
+            UploadError::InvalidBatch { .. } | UploadError::PartsAtStart => {
+                (S::UNPROCESSABLE_ENTITY, Code::InvalidBatch)
+            }
             UploadError::AlreadyComplete => (S::CONFLICT, Code::UploadComplete),
             UploadError::Completing => (S::CONFLICT, Code::UploadCompleting),
             UploadError::PartsMissing(_) => (S::CONFLICT, Code::PartsMissing),

@@ -444,8 +444,13 @@ async fn a_small_file_is_stored_in_three_requests(backend: Backend) {
         json!({"name": "s.bin", "size": bytes.len(), "parts": [{"number": 1, "sha1": sha1_b64(&bytes), "size": 5}]});
     let (status, v) = app.post("/uploads", bad).await;
     assert_eq!((status, v["code"].as_str()), (422, Some("invalid-part-size")), "{v}");
-    let (_, uploads) = app.get("/files").await;
-    assert_eq!(uploads["files"], json!([]));
+    let (_, uploads) = app.get("/uploads").await;
+    assert_eq!(uploads["uploads"], json!([]), "nothing was made");
+    // Only a file of one part may sign at the start.
+    let two_parts =
+        json!({"name": "b.bin", "size": PART + 1, "parts": [{"number": 1, "sha1": sha1_b64(&bytes), "size": PART}]});
+    let (status, v) = app.post("/uploads", two_parts).await;
+    assert_eq!((status, v["code"].as_str()), (422, Some("invalid-batch")), "{v}");
     let start = json!({"name": "s.bin", "size": bytes.len(), "sha1": sha1_hex(&bytes), "parts": [part.take()]});
     let (status, v) = app.post("/uploads", start).await;
     assert_eq!(status, 201, "{v}");
@@ -461,6 +466,16 @@ async fn a_small_file_is_stored_in_three_requests(backend: Backend) {
     let file_id = r["file"]["file_id"].as_str().unwrap();
     assert_eq!(app.wait_verified(file_id).await, "verified");
     assert_eq!(app.download(file_id, None).await.1, bytes);
+    // Resumed (same name, size and time), it signs nothing at the start: the sign route
+    // and its rate limit do.
+    let resumable = json!({"name": "r.bin", "size": 9, "last_modified": 5});
+    let (status, _) = app.post("/uploads", resumable.clone()).await;
+    assert_eq!(status, 201);
+    let mut again = resumable;
+    again["parts"] = json!([{"number": 1, "sha1": sha1_b64(b"123456789"), "size": 9, "md5": base64_md5(b"123456789")}]);
+    let (status, v) = app.post("/uploads", again).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("signed").is_none(), "{v}");
     // Without `parts`, no `signed` in the answer.
     let (_, v) = app.post("/uploads", json!({"name": "t.bin", "size": 3})).await;
     assert!(v.get("signed").is_none(), "{v}");
@@ -473,6 +488,8 @@ async fn open_uploads_are_listed_newest_first_in_pages(backend: Backend) {
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(app.create(&format!("open {i}.bin"), 10 + i).await["upload_id"].as_str().unwrap().to_owned());
+        // Apart in time, so "newest first" has one answer (a tie goes by id).
+        tokio::time::sleep(Duration::from_millis(3)).await;
     }
     // One finished, one aborted: neither is in progress.
     let bytes = part_bytes(5, 10);

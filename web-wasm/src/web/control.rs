@@ -40,6 +40,20 @@ impl Control {
         }
     }
 
+    /// Resolves once the task is cancelled (for racing a wait that the gate does not cover).
+    pub async fn until_cancelled(&self) {
+        while !self.cancelled.get() {
+            let (tx, rx) = oneshot::channel();
+            self.waiters.borrow_mut().push(tx);
+            let _ = rx.await;
+        }
+    }
+
+    /// Sleeps `ms`, or less when the task is cancelled meanwhile: `Err` then.
+    pub async fn sleep(&self, ms: f64) -> Result<(), EngineError> {
+        race_for(super::io::sleep_ms(ms), self).await
+    }
+
     pub fn set_phase(&self, phase: &'static str) {
         self.phase.set(phase);
     }
@@ -140,5 +154,15 @@ impl Drop for InFlight<'_> {
         if let Some(c) = self.controller.take() {
             c.abort();
         }
+    }
+}
+
+/// Takes what `wait` gives unless the task is cancelled first (`Err` then).
+pub async fn race_for<T>(wait: impl std::future::Future<Output = T>, ctl: &Control) -> Result<T, EngineError> {
+    let wait = std::pin::pin!(wait);
+    let cancelled = std::pin::pin!(ctl.until_cancelled());
+    match futures_util::future::select(wait, cancelled).await {
+        futures_util::future::Either::Left((value, _)) => Ok(value),
+        futures_util::future::Either::Right(_) => Err(EngineError::cancelled()),
     }
 }

@@ -50,12 +50,14 @@ impl Slots {
             self.free.set(self.free.get() - 1);
             return Permit { slots: Some(self.clone()) };
         }
-        let (tx, rx) = oneshot::channel();
-        self.waiting.borrow_mut().push_back(tx);
-        match rx.await {
-            Ok(permit) => permit,
-            // The sender went without a permit: only when `Slots` itself is gone.
-            Err(_) => Permit { slots: Some(self.clone()) },
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.waiting.borrow_mut().push_back(tx);
+            // The sender goes without a permit only when `Slots` is dropped, which `self`
+            // prevents: then simply wait again.
+            if let Ok(permit) = rx.await {
+                return permit;
+            }
         }
     }
 
@@ -84,11 +86,13 @@ impl Drop for Permit {
     }
 }
 
-/// The three bounds of one engine.
+/// The three bounds of one engine, and its hold on the storage.
 pub struct Queue {
     pub files: Rc<Slots>,
     pub hashing: Rc<Slots>,
     pub puts: Rc<Slots>,
+    /// No new part PUT of any file starts before this time (ms): the storage said `429`.
+    pub hold_until: Cell<f64>,
 }
 
 impl Queue {
@@ -97,6 +101,7 @@ impl Queue {
             files: Slots::new(FILES_AT_ONCE),
             hashing: Slots::new(HASHING_AT_ONCE),
             puts: Slots::new(concurrency),
+            hold_until: Cell::new(0.0),
         })
     }
 }

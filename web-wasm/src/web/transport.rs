@@ -1,22 +1,21 @@
 //! Sending one part straight to storage, and the policy around it: the pause gate, a hold
-//! on every PUT after a `429`, a fresh URL when the storage calls one expired, backoff with
+//! on every PUT of every file after a `429`, a fresh URL when the storage calls one expired, backoff with
 //! jitter on network and server faults, and waiting for `online` instead of failing while
 //! the browser is offline. Kept apart from the upload's life (`task`), as Uppy keeps its
 //! transport apart from its uploader: the task decides *which* parts go, this decides
 //! *how* one gets there. Which storage answers mean what is `protocol::StorageRefusal`.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
 use web_sys::Blob;
 
 use super::api::Api;
-use super::control::Control;
+use super::control::{self, Control};
 use super::error::EngineError;
-use super::io::{fetch, now_ms, online, sleep_ms, text, until_online};
+use super::io::{fetch, now_ms, online, text, until_online};
 use super::part_urls::PartUrls;
-use super::slots::Slots;
+use super::slots::Queue;
 use crate::progress::backoff_ms;
 use crate::protocol::{SignPart, SignedPart, StorageRefusal};
 
@@ -37,16 +36,14 @@ pub enum Put {
 
 pub struct Transport {
     ctl: Rc<Control>,
-    /// The engine's part PUTs in flight, shared by every file.
-    puts: Rc<Slots>,
+    /// The engine's part PUT slots and its hold after a storage `429`, shared by every file.
+    queue: Rc<Queue>,
     urls: PartUrls,
-    /// No new PUT starts before this time (a 429 from the storage).
-    hold_until: Cell<f64>,
 }
 
 impl Transport {
-    pub fn new(ctl: Rc<Control>, puts: Rc<Slots>) -> Self {
-        Self { ctl, puts, urls: PartUrls::default(), hold_until: Cell::new(0.0) }
+    pub fn new(ctl: Rc<Control>, queue: Rc<Queue>) -> Self {
+        Self { ctl, queue, urls: PartUrls::default() }
     }
 
     /// A part hashed and waiting: its URL is signed for these digests, in a batch with others.
@@ -81,15 +78,17 @@ impl Transport {
             if ctl.is_finished() {
                 return Ok(Put::Skipped);
             }
-            let wait = self.hold_until.get() - now_ms();
+            let wait = self.queue.hold_until.get() - now_ms();
             if wait > 0.0 {
-                sleep_ms(wait).await;
+                ctl.sleep(wait).await?;
                 continue;
             }
+            // The slot first, then the URL: a URL signed before a long wait for a slot
+            // could expire before it is used.
+            let slot = control::race_for(self.queue.puts.take(), ctl).await?;
             let signed = self.urls.url(api, upload, number).await?;
-            let slot = self.puts.take().await;
             if ctl.is_paused() || ctl.is_cancelled() || ctl.is_finished() {
-                continue; // paused while signing: no await from here to fetch(), so none slips through
+                continue; // paused while waiting: no await from here to fetch(), so none slips through
             }
             sending();
             let in_flight = ctl.track(number);
@@ -114,7 +113,7 @@ impl Transport {
                     if refusal == StorageRefusal::SlowDown {
                         let after =
                             resp.headers().get("retry-after").ok().flatten().and_then(|s| s.parse::<f64>().ok());
-                        self.hold_until.set(now_ms() + after.unwrap_or(SLOW_DOWN_SECS) * 1000.0);
+                        self.queue.hold_until.set(now_ms() + after.unwrap_or(SLOW_DOWN_SECS) * 1000.0);
                     }
                     drop(slot);
                     let snippet: String = body.chars().take(300).collect();
@@ -147,7 +146,7 @@ impl Transport {
             if failures >= PART_ATTEMPTS {
                 return Err(error);
             }
-            sleep_ms(backoff_ms(failures - 1, js_sys::Math::random())).await;
+            ctl.sleep(backoff_ms(failures - 1, js_sys::Math::random())).await?;
         }
     }
 }

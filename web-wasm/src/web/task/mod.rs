@@ -22,11 +22,11 @@ use sha1::{Digest, Sha1};
 use web_sys::File;
 
 use super::api::{Api, Started};
-use super::control::Control;
+use super::control::{self, Control};
 use super::error::EngineError;
 use super::io::{self, now_ms, sleep_ms};
 use super::kv;
-use super::slots::Queue;
+use super::slots::{Permit, Queue};
 use super::transport::Transport;
 use crate::probe::ProbeCollector;
 use crate::progress::{Progress, Snapshot};
@@ -91,7 +91,6 @@ impl Stored {
 /// A file of one part, hashed before it starts.
 struct Small {
     sha1: Sha1Hex,
-    probe: Sha1Hex,
     part: SignPart,
 }
 
@@ -133,8 +132,8 @@ impl Task {
             id,
             file,
             name,
-            api,
-            transport: Transport::new(ctl.clone(), queue.puts.clone()),
+            api: api.for_task(ctl.clone()),
+            transport: Transport::new(ctl.clone(), queue.clone()),
             ctl,
             emit,
             queue,
@@ -165,11 +164,15 @@ impl Task {
     }
 
     pub async fn run(self: Rc<Self>) {
-        // One of the engine's files-at-once slots, from the first API call to the last.
         self.state("queued");
-        let slot = self.queue.files.take().await;
-        let result = self.clone().upload().await;
-        drop(slot);
+        let result = match self.file_slot().await {
+            Ok(slot) => {
+                let result = self.clone().upload().await;
+                drop(slot);
+                result
+            }
+            Err(e) => Err(e),
+        };
         match result {
             Ok(stored) => {
                 self.state(if stored.instant { "instant" } else { "complete" });
@@ -192,6 +195,20 @@ impl Task {
         }
     }
 
+    /// One of the engine's files-at-once slots, held from the first API call to the last. A
+    /// file paused while it waits gives its slot back and waits at the gate; a file cancelled
+    /// while it waits ends at once, having asked the server nothing.
+    async fn file_slot(&self) -> Result<Permit, EngineError> {
+        loop {
+            let slot = control::race_for(self.queue.files.take(), &self.ctl).await?;
+            if !self.ctl.is_paused() {
+                return Ok(slot);
+            }
+            drop(slot);
+            self.ctl.gate().await?;
+        }
+    }
+
     async fn upload(self: Rc<Self>) -> Result<Stored, EngineError> {
         let size = self.file.size() as u64;
         let fp = self.fingerprint();
@@ -208,9 +225,10 @@ impl Task {
                     small = Some(self.digest_small(size).await?);
                 }
                 let ct = self.file.type_();
+                // With the SHA-1 given, a probe would only cost a second look at stored content.
                 let probe = match &small {
-                    Some(s) => s.probe.clone(),
-                    None => self.probe(size).await?,
+                    Some(_) => None,
+                    None => Some(self.probe(size).await?.as_str().to_owned()),
                 };
                 let req = CreateUpload {
                     name: self.name.clone(),
@@ -220,7 +238,7 @@ impl Task {
                     // A small file was just hashed: its SHA-1 now, not one remembered.
                     sha1: small.as_ref().map(|s| s.sha1.as_str().to_owned()).or_else(|| memory.sha1.clone()),
                     last_modified: Some(self.file.last_modified() as i64),
-                    probe: Some(probe.as_str().to_owned()),
+                    probe,
                     parts: small.as_ref().map(|s| vec![s.part.clone()]),
                 };
                 match self.api.start(&req).await? {
@@ -246,6 +264,7 @@ impl Task {
         let stored_bytes = done.iter().filter_map(|n| plan.part_len(*n)).sum();
         self.progress.borrow_mut().already_sent(stored_bytes);
 
+        let small_part = small.as_ref().map(|s| s.part.clone()).filter(|_| plan.part_count == 1);
         let mut whole = small.map(|s| s.sha1);
         if upload.dedup_candidate && whole.is_none() {
             // A verified file has this size and probe: hash everything before sending anything.
@@ -257,7 +276,16 @@ impl Task {
             whole = Some(sha1);
         }
         for round in 0..ROUNDS {
-            let sha1 = self.clone().pipeline(&plan, &done, whole.clone()).await?;
+            let sha1 = match (&small_part, &whole) {
+                // Hashed before it started: sent without reading it again.
+                (Some(part), Some(sha1)) => {
+                    if !done.contains(&part.number) {
+                        self.send_small(part).await?;
+                    }
+                    sha1.clone()
+                }
+                _ => self.clone().pipeline(&plan, &done, whole.clone()).await?,
+            };
             if self.ctl.is_finished() {
                 break;
             }
@@ -329,7 +357,7 @@ impl Task {
         self.transport.know(part.clone());
         self.progress.borrow_mut().hashed(size);
         self.report_progress();
-        Ok(Small { sha1: Sha1Hex::from_digest(&digest), probe: crate::probe::of(&bytes), part })
+        Ok(Small { sha1: Sha1Hex::from_digest(&digest), part })
     }
 
     async fn probe(&self, size: u64) -> Result<Sha1Hex, EngineError> {

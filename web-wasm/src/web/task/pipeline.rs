@@ -12,7 +12,7 @@ use js_sys::Uint8Array;
 use md5::Md5;
 use sha1::{Digest, Sha1};
 
-use super::super::control::Control;
+use super::super::control::{self, Control};
 use super::super::error::EngineError;
 use super::super::io::{self, now_ms, ReadAhead};
 use super::super::transport::Put;
@@ -66,14 +66,21 @@ impl Task {
         mut tx: mpsc::Sender<Hashed>,
         known: Option<Sha1Hex>,
     ) -> Result<Sha1Hex, EngineError> {
-        // One of the engine's hashing slots: its read-ahead buffers are the engine's memory.
-        let hashing = self.queue.hashing.take().await;
+        // One of the engine's hashing slots while this file is read and hashed; given back
+        // while paused and while every sender is busy, so other files hash meanwhile.
+        let mut hashing = Some(control::race_for(self.queue.hashing.take(), &self.ctl).await?);
         let mut whole = Sha1::new();
         let mut buf = vec![0u8; CHUNK as usize];
         // With the whole-file SHA-1 known, only the parts still to send are read.
         let mut parts = ReadAhead::new(&self.file, plan.parts().filter(|(n, _)| known.is_none() || !done.contains(n)));
         while let Some(next) = parts.next().await {
+            if self.ctl.is_paused() {
+                hashing = None;
+            }
             self.ctl.gate().await?;
+            if hashing.is_none() {
+                hashing = Some(control::race_for(self.queue.hashing.take(), &self.ctl).await?);
+            }
             if self.ctl.is_finished() {
                 break;
             }
@@ -115,6 +122,7 @@ impl Task {
             parts.recycle(bytes);
             // Every sender busy: wait for one (hashing stays a part or two ahead of sending).
             if let Some(part) = waiting {
+                hashing = None;
                 if tx.send(part).await.is_err() {
                     return Err(EngineError::new("stopped", "the senders stopped"));
                 }
@@ -139,6 +147,18 @@ impl Task {
             }
         }
         Ok(sha1)
+    }
+
+    /// Sends the one part of a small file, hashed before it started (nothing read twice).
+    pub(super) async fn send_small(self: &Rc<Self>, part: &SignPart) -> Result<(), EngineError> {
+        let body = self.file.slice_with_f64_and_f64(0.0, part.size as f64).map_err(EngineError::read)?;
+        let hashed = Hashed { number: part.number, body, len: part.size, sha1: part.sha1.clone() };
+        let stored = match self.put(&hashed).await {
+            Ok(Put::Stored { etag }) => self.stored(&hashed, etag).await,
+            Ok(Put::Skipped) => Ok(()),
+            Err(e) => Err(e),
+        };
+        stored.or_else(|e| self.ended_or(e))
     }
 
     /// Takes hashed parts and PUTs them, one at a time. A part's report runs while the next
