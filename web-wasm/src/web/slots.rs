@@ -2,11 +2,14 @@
 //! of 10,000 files costs what a drop of a few does:
 //!
 //! - **files at once** ([`FILES_AT_ONCE`]): a file waits (`queued`) until one of these is
-//!   free, then holds it from its first API call to its last. This bounds the API calls in
+//!   free, then holds it from its first API call to its last (a file paused while it waits
+//!   gives it back; one cancelled while it waits ends without asking the server anything). This bounds the API calls in
 //!   flight and the uploads open on the server, whatever the size of the drop.
-//! - **files hashed at once** ([`HASHING_AT_ONCE`]): each hasher reads ahead into two
-//!   part-sized buffers, so this bounds the engine's memory (4 part buffers), whatever the
-//!   number and size of the files.
+//! - **files read and hashed at once** ([`HASHING_AT_ONCE`]): the CPU the hashing takes. A
+//!   hasher gives its slot back while paused and while every sender of its file is busy, so
+//!   a huge file does not keep small ones from hashing. Each file reads ahead into at most
+//!   two part-sized buffers, so the engine's memory stays under 2 × [`FILES_AT_ONCE`] parts,
+//!   whatever the number and size of the files.
 //! - **part PUTs in flight**: the `Uploader`'s `concurrency`, shared by every file. Senders
 //!   take a slot right before a PUT leaves and give it back when its answer is in, first
 //!   come first served: a huge file alone gets every slot; small files beside it take turns
