@@ -10,6 +10,7 @@ pub mod plan;
 pub mod probe;
 pub mod progress;
 pub mod protocol;
+pub mod slots;
 
 #[cfg(target_arch = "wasm32")]
 mod web;

@@ -16,7 +16,6 @@ mod error;
 mod io;
 mod kv;
 mod part_urls;
-mod slots;
 mod task;
 mod transport;
 
@@ -29,7 +28,7 @@ pub struct Engine {
     tasks: Rc<RefCell<HashMap<u32, Rc<Control>>>>,
     /// The bounds across every file of this engine, made at the first upload (whose
     /// `concurrency` is the `Uploader`'s).
-    queue: RefCell<Option<Rc<slots::Queue>>>,
+    queue: RefCell<Option<Rc<crate::slots::Queue>>>,
 }
 
 #[wasm_bindgen]
@@ -55,7 +54,8 @@ impl Engine {
         let post = self.post.clone();
         let emit: Rc<dyn Fn(Event)> = Rc::new(move |event: Event| post_event(&post, &event));
         let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| file.name());
-        let queue = self.queue.borrow_mut().get_or_insert_with(|| slots::Queue::new(concurrency as usize)).clone();
+        let queue =
+            self.queue.borrow_mut().get_or_insert_with(|| crate::slots::Queue::new(concurrency as usize)).clone();
         let t = Rc::new(Task::new(task, file, name, api::Api::new(&endpoint, token), queue, emit));
         self.tasks.borrow_mut().insert(task, t.ctl.clone());
         let tasks = self.tasks.clone();

@@ -15,9 +15,9 @@ use super::control::{self, Control};
 use super::error::EngineError;
 use super::io::{fetch, now_ms, online, text, until_online};
 use super::part_urls::PartUrls;
-use super::slots::Queue;
 use crate::progress::backoff_ms;
 use crate::protocol::{SignPart, SignedPart, StorageRefusal};
+use crate::slots::Queue;
 
 /// Tries of one part PUT (network and 5xx failures) before the task fails.
 const PART_ATTEMPTS: u32 = 12;

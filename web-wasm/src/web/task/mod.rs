@@ -26,11 +26,11 @@ use super::control::{self, Control};
 use super::error::EngineError;
 use super::io::{self, now_ms, sleep_ms};
 use super::kv;
-use super::slots::{Permit, Queue};
 use super::transport::Transport;
 use crate::probe::ProbeCollector;
 use crate::progress::{Progress, Snapshot};
 use crate::protocol::{Code, CreateUpload, FileView, PartCheck, SignPart, UploadState, UploadView};
+use crate::slots::{Permit, Queue};
 use crate::{Md5B64, Plan, Sha1B64, Sha1Hex};
 
 mod pipeline;
