@@ -332,7 +332,8 @@ let partCount = null;
 
 /** A new backend for one setting, serving P2's page, the package and the Uppy bundle. */
 async function startServer(setting) {
-  const server = new Server({ storage: "s3", s3: S3_PREFIX[setting] });
+  // Uppy's signer is another origin than the page's: the page's policy must allow it.
+  const server = new Server({ storage: "s3", s3: S3_PREFIX[setting], env: { SHARDROP__PAGE_CONNECT_SRC: `["${SIGNER}"]` } });
   cpSync(join(HERE, "p2-page", "index.html"), join(server.web, "index.html"));
   cpSync(join(work, "uppy-bundle.js"), join(server.web, "uppy-bundle.js"));
   servers.add(server);

@@ -35,6 +35,10 @@ pub struct Settings {
     pub web_dir: String,
     /// Serve a page at `/` at all (the built-in one, or `web_dir`'s). Off: the API only.
     pub serve_page: bool,
+    /// Origins the page may also send requests to, besides this server and the storage
+    /// (its Content-Security-Policy's `connect-src`): for an app in `web_dir` that calls
+    /// another service. A list, like `http.cors_origins`.
+    pub page_connect_src: Vec<String>,
     pub database: DatabaseSettings,
     pub tracker: TrackerSettings,
     pub storage: StorageSettings,
@@ -269,6 +273,7 @@ impl Default for Settings {
             public_url: String::new(),
             web_dir: String::new(),
             serve_page: true,
+            page_connect_src: Vec::new(),
             database: DatabaseSettings::default(),
             tracker: TrackerSettings::default(),
             storage: StorageSettings::default(),

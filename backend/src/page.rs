@@ -69,7 +69,7 @@ impl Page {
             return None;
         };
         let hashes = inline_script_hashes(&html);
-        let csp = policy(&hashes, &storage_origins(settings, public_url));
+        let csp = policy(&hashes, &connect_origins(settings, public_url));
         tracing::debug!(%csp, "the page's content security policy");
         Some(Self { source, csp })
     }
@@ -152,7 +152,8 @@ fn embedded_html() -> Vec<String> {
 }
 
 /// The policy: `hashes` are the `'sha256-…'` sources of the page's inline scripts,
-/// `storage` the origins (besides this one) that its part PUTs go to.
+/// `storage` the origins (besides this one) that it sends requests to: where its part PUTs
+/// go, and `page_connect_src`.
 fn policy(hashes: &[String], storage: &[String]) -> String {
     let mut script = vec!["'self'", "'wasm-unsafe-eval'"];
     script.extend(hashes.iter().map(String::as_str));
@@ -171,6 +172,14 @@ fn policy(hashes: &[String], storage: &[String]) -> String {
         "frame-ancestors 'none'".to_owned(),
     ]
     .join("; ")
+}
+
+/// The origins besides this one that the page sends requests to: the storage, and those
+/// `page_connect_src` names (each cut to its origin; anything else is left out).
+fn connect_origins(settings: &Settings, public_url: &str) -> Vec<String> {
+    let mut connect = storage_origins(settings, public_url);
+    connect.extend(settings.page_connect_src.iter().filter_map(|o| origin(o)));
+    connect
 }
 
 /// Where the engine PUTs parts: the local store's routes (on `public_url`, which is not
@@ -270,6 +279,15 @@ let a = 1;</script></head>"#;
         for bad in ["", "s3.example.com", "ftp://x", "http://", "http://a b", "http://a;script-src *"] {
             assert_eq!(origin(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_page_may_also_reach_the_origins_it_is_given() {
+        let s = Settings {
+            page_connect_src: vec!["http://127.0.0.1:9999/sign".into(), "javascript:alert(1)".into(), "*".into()],
+            ..Settings::default()
+        };
+        assert_eq!(connect_origins(&s, "http://localhost:8080"), ["http://localhost:8080", "http://127.0.0.1:9999"]);
     }
 
     #[test]
