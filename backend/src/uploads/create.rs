@@ -9,7 +9,7 @@ use super::instant::{dedup_candidate, dedup_claim};
 use super::model::*;
 use super::repo::{self, UploadRow};
 use super::state::State;
-use super::{sign, validate, CreateUpload, SignPart, SignedPart, UploadError, UploadView};
+use super::{sign, validate, CreateUpload, UploadError, UploadView};
 use crate::auth::User;
 use crate::db::now_ms;
 use crate::error::ErrorBody;
@@ -37,15 +37,14 @@ pub async fn create(state: &AppState, user: &User, mut req: CreateUpload) -> Res
     let size = i64::try_from(req.size).map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
     let plan = Plan::new(req.size, state.settings.uploads.part_size)
         .map_err(|_| UploadError::FileTooLarge { size: req.size, max })?;
-    if let Some(parts) = &parts {
-        // Parts to sign in this request are checked before anything is made. Only a file of
-        // one part may ask: each start then costs a new upload (and its quota) per URL,
-        // where signing in a loop meets the signing rate limit.
-        if plan.part_count != 1 {
-            return Err(UploadError::PartsAtStart);
-        }
-        sign::check(state, &plan, parts)?;
-    }
+    // Parts to sign in this request are checked before anything is made, against the plan
+    // the new upload gets. Only a file of one part may ask: each start then costs a new
+    // upload (and its quota) per URL, where signing in a loop meets the signing rate limit.
+    let to_sign = match &parts {
+        Some(_) if plan.part_count != 1 => return Err(UploadError::PartsAtStart),
+        Some(parts) => Some(sign::check(state, &plan, parts)?),
+        None => None,
+    };
     let now = now_ms();
     if let Some(last_modified) = req.last_modified {
         let alive_since = now - state.ttl_ms();
@@ -119,7 +118,11 @@ pub async fn create(state: &AppState, user: &User, mut req: CreateUpload) -> Res
         }
         None => row,
     };
-    let signed = sign_asked(state, &row, parts.as_deref()).await?;
+    let signed = match to_sign {
+        // An upload linked at once to stored content needs no URL.
+        Some(checked) if row.state == State::Uploading => Some(sign::sign_checked(state, &row, &checked).await?),
+        _ => None,
+    };
     let mut v = match row.state {
         State::Uploading => view_with_parts(state, &row, Vec::new()).await?,
         _ => view(state, row).await?, // instant: the owner's own content, linked at once
@@ -127,22 +130,6 @@ pub async fn create(state: &AppState, user: &User, mut req: CreateUpload) -> Res
     v.dedup_candidate = dedup_candidate(state, user, size, probe.as_ref()).await?;
     v.signed = signed;
     Ok(Created::New(v))
-}
-
-/// The parts a new upload's `POST /uploads` asked to sign, signed, while the upload still
-/// takes parts (an upload linked at once to stored content needs none).
-async fn sign_asked(
-    state: &AppState,
-    u: &UploadRow,
-    parts: Option<&[SignPart]>,
-) -> Result<Option<Vec<SignedPart>>, UploadError> {
-    match parts {
-        Some(parts) if u.state == State::Uploading => {
-            let checked = sign::check(state, &u.plan(), parts)?;
-            Ok(Some(sign::sign_checked(state, u, &checked).await?))
-        }
-        _ => Ok(None),
-    }
 }
 
 /// Start an upload, or resume an open one of the same file. A `sha1` that names stored

@@ -1,5 +1,6 @@
-//! Large uploads to Garage: 1 GiB through the API, and the cost of completing 1,000 parts
-//! next to Garage's own CompleteMultipartUpload (run by hand: it moves 10 GiB).
+//! Large uploads to Garage: 1 GiB through the API. (The cost of completing 1,000 and
+//! 10,000 parts next to Garage's own CompleteMultipartUpload is benchmark P4,
+//! `node bench/control/p4.mjs`.)
 
 use std::time::{Duration, Instant};
 
@@ -76,66 +77,4 @@ async fn one_gib_to_garage_is_stored_intact() {
     let (_, f) = app.get(&format!("/files/{file_id}")).await;
     assert_eq!(f["sha1"], sha, "the server's own hash of the stored bytes");
     app.call(reqwest::Method::DELETE, &format!("/files/{file_id}"), None).await;
-}
-
-/// `cargo test -p shardrop-backend --test api -- --ignored --nocapture completion_of_1000_parts`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "moves 10 GiB; run by hand to measure"]
-async fn completion_of_1000_parts_next_to_garages_own() {
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-    // Garage's own Complete first, while nothing else loads the machine (the backend's
-    // verifier reads the whole object back right after the backend completes).
-    let (s, dir) = settings(Backend::S3).await;
-    let env = s3_env();
-    let conf = aws_sdk_s3::Config::builder()
-        .region(aws_sdk_s3::config::Region::new(env.region.clone()))
-        .endpoint_url(&env.endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(&env.key_id, &env.secret, None, None, "t"))
-        .force_path_style(true)
-        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(conf);
-    let key = format!("{}direct-1000", s.storage.s3.prefix);
-    let up = s3.create_multipart_upload().bucket(&env.bucket).key(&key).send().await.unwrap();
-    let uid = up.upload_id.unwrap();
-    let parts: Vec<CompletedPart> = futures_util::stream::iter(1..=1000i32)
-        .map(|n| {
-            let (s3, key, uid, bucket) = (s3.clone(), key.clone(), uid.clone(), env.bucket.clone());
-            async move {
-                let body = part_bytes(n as u64, PART as usize);
-                let out = s3
-                    .upload_part()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(uid)
-                    .part_number(n)
-                    .body(body.into())
-                    .send()
-                    .await
-                    .unwrap();
-                CompletedPart::builder().part_number(n).e_tag(out.e_tag.unwrap()).build()
-            }
-        })
-        .buffered(4)
-        .collect()
-        .await;
-    let started = Instant::now();
-    s3.complete_multipart_upload()
-        .bucket(&env.bucket)
-        .key(&key)
-        .upload_id(&uid)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .unwrap();
-    let garage = started.elapsed();
-    let app = spawn_with(s.clone(), dir).await;
-    let size = 1000 * PART;
-    let (_, file_id, ours) = send(&app, "1000.bin", size).await;
-    app.call(reqwest::Method::DELETE, &format!("/files/{file_id}"), None).await;
-    eprintln!(
-        "1,000 parts: backend completing report {ours:?}; Garage's own CompleteMultipartUpload {garage:?}; ratio {:.2}",
-        ours.as_secs_f64() / garage.as_secs_f64()
-    );
-    s3.delete_object().bucket(&env.bucket).key(&key).send().await.unwrap();
 }
