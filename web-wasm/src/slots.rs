@@ -5,11 +5,13 @@
 //!   free, then holds it from its first API call to its last (a file paused while it waits
 //!   gives it back; one cancelled while it waits ends without asking the server anything). This bounds the API calls in
 //!   flight and the uploads open on the server, whatever the size of the drop.
-//! - **files read and hashed at once** ([`HASHING_AT_ONCE`]): the CPU the hashing takes. A
-//!   hasher gives its slot back while paused and while every sender of its file is busy, so
-//!   a huge file does not keep small ones from hashing. Each file reads ahead into at most
-//!   two part-sized buffers, so the engine's memory stays under 2 × [`FILES_AT_ONCE`] parts,
-//!   whatever the number and size of the files.
+//! - **files read and hashed at once** ([`HASHING_AT_ONCE`]): the CPU the hashing takes, and
+//!   the memory. A hasher gives its slot back while paused, and while every sender of its
+//!   file is busy if another file waits to hash, so a huge file does not keep small ones
+//!   from hashing (alone, it keeps its slot and reads ahead). Only a file holding a slot
+//!   holds part buffers (the part being hashed and the one read ahead; one giving its slot
+//!   back lets go of them), so the engine's part buffers stay at 2 × [`HASHING_AT_ONCE`]
+//!   parts, whatever the number and size of the files.
 //! - **part PUTs in flight**: the `Uploader`'s `concurrency`, shared by every file. Senders
 //!   take a slot right before a PUT leaves and give it back when its answer is in, first
 //!   come first served: a huge file alone gets every slot; small files beside it take turns
@@ -65,6 +67,11 @@ impl Slots {
     }
 
     /// Hands a freed slot to the first waiter still waiting, else keeps it free.
+    /// Whether someone waits for a slot.
+    pub fn wanted(&self) -> bool {
+        !self.waiting.borrow().is_empty()
+    }
+
     fn release(self: &Rc<Self>) {
         loop {
             let next = self.waiting.borrow_mut().pop_front();
@@ -155,6 +162,19 @@ mod tests {
         let last = slots.take().now_or_never().expect("a permit handed to a dropped waiter comes back");
         drop(last);
         assert_eq!(slots.free.get(), 1, "nothing counted twice");
+    }
+
+    #[test]
+    fn a_holder_knows_when_someone_waits() {
+        let slots = Slots::new(1);
+        let held = slots.take().now_or_never().unwrap();
+        assert!(!slots.wanted());
+        let mut waiter: Pin<Box<dyn Future<Output = Permit>>> = Box::pin(slots.take());
+        assert!(poll(&mut waiter).is_pending());
+        assert!(slots.wanted(), "a hasher gives its slot back only then");
+        drop(held);
+        assert!(poll(&mut waiter).is_ready());
+        assert!(!slots.wanted());
     }
 
     #[test]

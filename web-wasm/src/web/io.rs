@@ -132,6 +132,17 @@ impl ReadAhead {
         self.spare.push(bytes.buffer());
     }
 
+    /// Lets go of every buffer it holds: the read ahead stops (the next `next` reads that
+    /// range again) and the spare buffers go. For a reader that waits a while (paused, or
+    /// its file's senders busy while other files wait to hash), so that only files being
+    /// hashed hold part buffers.
+    pub fn park(&mut self) {
+        if let Some(reading) = self.next.take() {
+            self.queue.push_front((reading.number, reading.range));
+        }
+        self.spare.clear();
+    }
+
     fn start_next(&mut self) -> Option<Reading> {
         let (number, range) = self.queue.pop_front()?;
         let (tx, rx) = oneshot::channel();

@@ -147,9 +147,12 @@ impl Task {
         }
     }
 
+    /// Says the task's state; while paused the page shows "paused", so only an end (a task
+    /// may finish while paused: its last report was already on its way) is said then.
     pub fn state(&self, state: &'static str) {
         self.ctl.set_phase(state);
-        if !self.ctl.is_paused() {
+        let end = matches!(state, "complete" | "instant" | "failed" | "cancelled");
+        if end || !self.ctl.is_paused() {
             (self.emit)(Event::State { task: self.id, state });
         }
     }

@@ -67,15 +67,17 @@ impl Task {
         known: Option<Sha1Hex>,
     ) -> Result<Sha1Hex, EngineError> {
         // One of the engine's hashing slots while this file is read and hashed; given back
-        // while paused and while every sender is busy, so other files hash meanwhile.
-        let mut hashing = Some(control::race_for(self.queue.hashing.take(), &self.ctl).await?);
+        // (with the part buffers) while paused, and while every sender is busy if another
+        // file waits to hash, so other files hash meanwhile and memory stays bounded.
+        let mut hashing = None;
         let mut whole = Sha1::new();
         let mut buf = vec![0u8; CHUNK as usize];
         // With the whole-file SHA-1 known, only the parts still to send are read.
         let mut parts = ReadAhead::new(&self.file, plan.parts().filter(|(n, _)| known.is_none() || !done.contains(n)));
-        while let Some(next) = parts.next().await {
+        loop {
             if self.ctl.is_paused() {
                 hashing = None;
+                parts.park();
             }
             self.ctl.gate().await?;
             if hashing.is_none() {
@@ -84,6 +86,7 @@ impl Task {
             if self.ctl.is_finished() {
                 break;
             }
+            let Some(next) = parts.next().await else { break };
             let io::Piece { number, range: r, bytes } = next?;
             // WebCrypto hashes the part off-thread while Rust hashes it for the whole file
             // (and for its MD5, where the storage checks that), from one copy of the bytes.
@@ -120,9 +123,13 @@ impl Task {
             }
             // WebCrypto copied the bytes when it started, and both Rust hashes have them.
             parts.recycle(bytes);
-            // Every sender busy: wait for one (hashing stays a part or two ahead of sending).
+            // Every sender busy: wait for one (hashing stays a part or two ahead of sending),
+            // making way for a file that waits to hash.
             if let Some(part) = waiting {
-                hashing = None;
+                if self.queue.hashing.wanted() {
+                    hashing = None;
+                    parts.park();
+                }
                 if tx.send(part).await.is_err() {
                     return Err(EngineError::new("stopped", "the senders stopped"));
                 }
