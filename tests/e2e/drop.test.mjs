@@ -1,34 +1,82 @@
-// A big drop through one Uploader, in real headless Chromium against a real `shardrop serve`
-// on default settings (the signing rate limit on): thousands of small files in nested folders
-// with spaces and non-Latin letters in their names, plus one larger file, all given at once.
-// Every file is stored with the SHA-1 the page computed, none fails, part PUTs in flight
-// never pass the Uploader's `concurrency` across all files, and a small file costs three
-// requests (start with its part signed, PUT, report).
+// A drop of any size, on the page, as a person makes it: a folder of 10,000 files (1 B to
+// 256 KiB, nested folders, names with spaces and non-Latin letters) and two files of 200 MB,
+// dropped at once through Chromium's own drag machinery on the drag-and-drop page, against
+// a real `shardrop serve` on default settings (the signing rate limit on). Half-way, "Pause
+// all" stops every transfer and "Resume all" finishes them. Every file is stored with the
+// SHA-1 of its bytes and verified by the server, none fails, no error (a 429 or any other)
+// ever reaches a row, part PUTs in flight never pass the page's 4 across all files, a small
+// file costs three requests (start with its part signed, PUT, report), and the queue keeps
+// a screenful of rows in the document, not 10,002.
+//
+// SHARDROP_DROP_FILES sets the number of small files (a quicker run while working on it).
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { Server } from "../lib/shardrop.mjs";
-import { browser, openPage } from "./harness.mjs";
+import { MIB, Server, sleep, tempDir } from "../lib/shardrop.mjs";
+import { browser, drop, makeFile, openSignedIn } from "./harness.mjs";
 
-const SMALL_FILES = Number(process.env.SHARDROP_DROP_FILES || 3000);
-const BIG = 60e6;
-const CONCURRENCY = 4;
+const SMALL_FILES = Number(process.env.SHARDROP_DROP_FILES || 10_000);
+const BIG = 200e6;
+const CONCURRENCY = 4; // the page's Uploader
+const PART = 8 * MIB; // the server's default part size
 
-describe("a drop of thousands of files", () => {
-  let server, chromium;
+/** Deterministic bytes (xorshift32): the same file on every run, distinct between files. */
+function bytesOf(seed, size) {
+  const out = Buffer.allocUnsafe(size);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** The folder of small files: answers its path and each file's name in the drop with its SHA-1. */
+function smallFolder(dir, n) {
+  const top = "day's folder";
+  const names = ["photos", "données", "фото", "写真", "raw files"];
+  const sha1 = new Map();
+  for (let i = 0; i < n; i++) {
+    // 1 B to 256 KiB, most of them small, a few at the top.
+    const size = i % 50 === 0 ? 256 * 1024 : 1 + ((i * 7919) % 40000);
+    const rel = `${names[i % names.length]}/day ${i % 7}/${names[(i >> 3) % names.length]}`;
+    mkdirSync(join(dir, top, rel), { recursive: true });
+    const bytes = bytesOf(i + 1, size);
+    writeFileSync(join(dir, top, rel, `shot ${i} ✓.bin`), bytes);
+    sha1.set(`${top}/${rel}/shot ${i} ✓.bin`, createHash("sha1").update(bytes).digest("hex"));
+  }
+  return { path: join(dir, top), sha1 };
+}
+
+describe("a drop of ten thousand files on the page", () => {
+  let server, chromium, dir;
   before(async () => {
-    server = await new Server({ storage: "local" }).start();
+    server = await new Server({ storage: "local", web: null }).start();
     chromium = await browser();
+    dir = tempDir();
   });
   after(async () => {
     await chromium?.close();
     await server?.stop();
   });
 
-  test(`${SMALL_FILES} small files and a ${BIG / 1e6} MB one, given at once, are all stored`, async () => {
-    const page = await openPage(chromium, server);
-    const seen = { create: 0, sign: 0, report: 0, patch: 0, complete: 0, put: 0, tooMany: 0 };
+  test(`${SMALL_FILES} small files in folders and two of ${BIG / 1e6} MB, dropped at once, paused and resumed, are all stored and verified`, async () => {
+    const folder = smallFolder(dir, SMALL_FILES);
+    const bigs = [await makeFile(dir, "big one.bin", BIG), await makeFile(dir, "big два.bin", BIG)];
+    const expected = new Map(folder.sha1);
+    for (const b of bigs) expected.set(b.name, b.sha1);
+    const total = expected.size;
+
+    const { token } = await server.user();
+    const page = await openSignedIn(chromium, server, token);
+    // put: part PUTs started; stored: those the storage answered 2xx (a pause aborts PUTs in flight).
+    const seen = { create: 0, sign: 0, report: 0, patch: 0, complete: 0, put: 0, stored: 0, tooMany: 0 };
     let inFlight = 0;
     let mostInFlight = 0;
     const isPart = (r) => r.method() === "PUT" && !r.url().includes("/api/v1/uploads/");
@@ -44,71 +92,93 @@ describe("a drop of thousands of files", () => {
       else if (url.endsWith("/complete")) seen.complete++;
     });
     // Its answer's headers end a PUT for the engine, which then frees its slot.
-    page.on("response", (r) => isPart(r.request()) && inFlight--);
+    page.on("response", (r) => {
+      if (!isPart(r.request())) return;
+      inFlight--;
+      if (r.ok()) seen.stored++;
+    });
     page.on("requestfailed", (r) => isPart(r) && inFlight--);
     page.on("response", (r) => r.status() === 429 && seen.tooMany++);
+    // Any row that ever shows an error: a 429 or anything else that reached the person.
+    await page.evaluate(() => {
+      window.errorsSeen = [];
+      setInterval(() => {
+        for (const r of window.shardropPage.rows) if (r.error && !window.errorsSeen.includes(r.name)) window.errorsSeen.push(`${r.name}: ${r.error.code}`);
+      }, 200);
+    });
 
     const started = Date.now();
-    const outcome = await page.evaluate(
-      async ({ n, big, concurrency, token }) => {
-        const names = ["photos", "données", "фото", "写真", "raw files"];
-        // getRandomValues gives at most 64 KiB a call.
-        const random = (size) => {
-          const b = new Uint8Array(size);
-          for (let off = 0; off < size; off += 65536) crypto.getRandomValues(b.subarray(off, off + 65536));
-          return b;
-        };
-        const files = [];
-        for (let i = 0; i < n; i++) {
-          // 1 B to 256 KiB, most of them small, a few at the top.
-          const size = i % 50 === 0 ? 256 * 1024 : 1 + ((i * 7919) % 40000);
-          const bytes = random(size);
-          const dir = `${names[i % names.length]}/day ${i % 7}/${names[(i >> 3) % names.length]}`;
-          files.push({ file: new File([bytes], `f${i}.bin`), name: `${dir}/shot ${i} ✓.bin`, bytes });
-        }
-        const bigBytes = random(big);
-        files.push({ file: new File([bigBytes], "big.bin"), name: "big one.bin", bytes: bigBytes });
-        const hex = async (b) =>
-          [...new Uint8Array(await crypto.subtle.digest("SHA-1", b))].map((x) => x.toString(16).padStart(2, "0")).join("");
-        const uploader = new window.shardrop.Uploader({ concurrency, token });
-        const tasks = files.map((f) => uploader.upload(f.file, { name: f.name }));
-        const results = await Promise.allSettled(tasks.map((t) => t.done));
-        const failed = results.filter((r) => r.status === "rejected").map((r) => `${r.reason.code}: ${r.reason.message}`);
-        let wrong = 0;
-        const ids = [];
-        for (let i = 0; i < files.length; i++) {
-          if (results[i].status !== "fulfilled") continue;
-          ids.push(results[i].value.file_id);
-          if (results[i].value.sha1 !== (await hex(files[i].bytes))) wrong++;
-        }
-        return { failed: failed.slice(0, 5), failures: failed.length, wrong, ids, bigId: ids.at(-1) };
-      },
-      { n: SMALL_FILES, big: BIG, concurrency: CONCURRENCY, token: page.token },
-    );
+    await drop(page, [folder.path, ...bigs.map((b) => b.path)]);
+    const totals = () => page.evaluate(() => window.shardropPage.totals());
+    await page.waitForFunction((n) => window.shardropPage.totals().files === n, total, { timeout: 120_000 });
+
+    // The queue's document holds the rows in view, not every file; the last one scrolls into view.
+    await page.waitForSelector("#queue .row");
+    const drawn = await page.locator("#queue .row").count();
+    assert.ok(drawn > 0 && drawn <= 40, `${drawn} rows in the document for ${total} files`);
+    await page.waitForFunction((n) => {
+      const s = document.getElementById("queue-scroll");
+      s.scrollTop = s.scrollHeight; // again until the view has grown to every row (it redraws 4 times a second)
+      return document.querySelector(`#queue .row[aria-posinset="${n}"]`);
+    }, total);
+
+    // Half-way: pause everything; nothing moves; resume everything.
+    await page.waitForFunction((n) => window.shardropPage.totals().done >= n, Math.floor(total / 2), { timeout: 600_000, polling: 250 });
+    await page.getByRole("button", { name: "Pause all", exact: true }).click();
+    console.log(`# paused at ${JSON.stringify(await totals())}`);
+    await page.waitForFunction(() => !window.shardropPage.totals().moving, null, { timeout: 60_000, polling: 100 });
+    await sleep(1000); // a report of a part stored just before the pause may still land
+    const atPause = await totals();
+    const putsAtPause = seen.put;
+    await sleep(3000);
+    const paused = await totals();
+    assert.equal(paused.sent, atPause.sent, "nothing is sent while paused");
+    assert.equal(seen.put, putsAtPause, "no part PUT starts while paused");
+    assert.ok(paused.done < total, "the pause came before the end");
+    await page.getByRole("button", { name: "Resume all", exact: true }).click();
+    console.log(`# resumed at ${JSON.stringify(await totals())}`);
+
+    await page.waitForFunction((n) => window.shardropPage.totals().done + window.shardropPage.totals().failed === n, total, {
+      timeout: 900_000,
+      polling: 500,
+    });
     const secs = (Date.now() - started) / 1000;
+    const end = await totals();
+    const errors = await page.evaluate(() => window.errorsSeen);
     console.log(
-      `# ${SMALL_FILES + 1} files in ${secs.toFixed(1)} s (${((SMALL_FILES + 1) / secs).toFixed(0)} files/s); ` +
+      `# ${total} files in ${secs.toFixed(1)} s (${(total / secs).toFixed(0)} files/s, pause included); ` +
         `requests: ${JSON.stringify(seen)}; most part PUTs in flight: ${mostInFlight}`,
     );
-    assert.equal(outcome.failures, 0, `failed: ${outcome.failed.join("; ")}`);
-    assert.equal(outcome.wrong, 0, "every file's SHA-1 is the page's own");
-    assert.equal(new Set(outcome.ids).size, SMALL_FILES + 1, "a file each");
+    assert.deepEqual(errors, [], "no row ever showed an error");
+    assert.equal(end.failed, 0);
+    assert.equal(end.done, total);
+    assert.equal(await page.textContent("#total").then((t) => t.split(" · ")[0]), `${total} of ${total} done`);
     assert.ok(mostInFlight <= CONCURRENCY, `at most ${CONCURRENCY} part PUTs in flight across files: ${mostInFlight}`);
-    // Small files: start (with the part signed), PUT, report; only the big file signs,
-    // gives its SHA-1 afterwards and completes on its own.
-    assert.equal(seen.create, SMALL_FILES + 1);
-    assert.ok(seen.sign <= Math.ceil(BIG / (8 * 1024 * 1024)), `sign requests: ${seen.sign}`);
-    assert.ok(seen.patch <= 1 && seen.complete <= 1, JSON.stringify(seen));
-    assert.equal(seen.report, seen.put, "one report per part PUT");
-    // The server holds every file, listed in pages, and the big one's bytes are right.
-    let listed = 0;
-    for (let cursor = ""; ; ) {
-      const page = await (await server.api(`/files?limit=1000${cursor && `&cursor=${cursor}`}`)).json();
-      listed += page.files.length;
-      if (!page.next_cursor) break;
-      cursor = encodeURIComponent(page.next_cursor);
+    // Small files: start (with the part signed), PUT, report; only the big ones sign, give
+    // their SHA-1 afterwards and complete on their own.
+    assert.equal(seen.create, total);
+    assert.ok(seen.sign <= 2 * Math.ceil(BIG / PART) + 4, `sign requests: ${seen.sign}`);
+    assert.ok(seen.patch <= 2 && seen.complete <= 2, JSON.stringify(seen));
+    assert.equal(seen.report, seen.stored, "one report per part stored");
+
+    // The server holds every file, each with its bytes' SHA-1, and verifies every one.
+    const stored = async () => {
+      const all = [];
+      for (let cursor = ""; ; ) {
+        const p = await (await server.api(`/files?limit=1000${cursor && `&cursor=${encodeURIComponent(cursor)}`}`, { token })).json();
+        all.push(...p.files);
+        if (!p.next_cursor) return all;
+        cursor = p.next_cursor;
+      }
+    };
+    let files = await stored();
+    assert.equal(files.length, total, "a file each");
+    for (const f of files) assert.equal(f.sha1, expected.get(f.name), `${f.name}'s SHA-1`);
+    for (let i = 0; files.some((f) => f.status !== "verified"); i++) {
+      assert.ok(i < 240, `verified: ${files.filter((f) => f.status === "verified").length} of ${total}`);
+      await sleep(500);
+      files = await stored();
     }
-    assert.equal(listed, SMALL_FILES + 1);
     await page.close();
   });
 });

@@ -26,21 +26,32 @@ export async function makeFile(dir, name, size) {
   return { path, name, size, sha1: hash.digest("hex") };
 }
 
+const LAUNCH = {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+};
+
+/** Headless Chromium with a fresh, empty profile of its own (launch() refuses --user-data-dir). */
 export async function browser() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    // launch() gives every browser a fresh, empty profile of its own (and refuses --user-data-dir).
-  });
+  return chromium.launch(LAUNCH);
+}
+
+/**
+ * Headless Chromium on the profile in `dir` (IndexedDB, localStorage, the origin's private
+ * file system): closed and launched again on the same `dir`, it is the same browser after a
+ * restart. Answers its one context.
+ */
+export async function browserWithProfile(dir, options = {}) {
+  return chromium.launchPersistentContext(dir, { ...LAUNCH, ...options });
 }
 
 /**
@@ -107,4 +118,29 @@ export async function sentAtLeast(page, name, fraction) {
     { n: name, f: fraction },
     { timeout: 300_000, polling: 50 },
   );
+}
+
+/** Drops paths (files or folders) on the page the way a person's drag does. */
+export async function drop(page, paths) {
+  const cdp = await page.context().newCDPSession(page);
+  const data = { items: [], files: paths, dragOperationsMask: 1 };
+  for (const type of ["dragEnter", "dragOver", "drop"]) {
+    await cdp.send("Input.dispatchDragEvent", { type, x: 400, y: 300, data });
+  }
+  await cdp.detach();
+}
+
+/**
+ * Opens the drag-and-drop page (served at / by `server`) in `where` (a browser or a
+ * context), signed in with `token` as a kept session; waits until the page has checked it.
+ */
+export async function openSignedIn(where, server, token, { viewport = { width: 1100, height: 900 } } = {}) {
+  const page = await where.newPage({ viewport });
+  page.on("pageerror", (e) => console.error("page error:", e));
+  tallyPartPuts(page);
+  await page.goto(`${server.origin}/`);
+  await page.evaluate((t) => localStorage.setItem("shardrop.token", t), token);
+  await page.reload();
+  await page.waitForFunction(() => document.body.dataset.auth === "signed-in");
+  return page;
 }

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { MIB, ROOT, Server, sha1Of, sleep, tempDir } from "../lib/shardrop.mjs";
-import { browser, makeFile, tallyPartPuts } from "./harness.mjs";
+import { browser, drop, makeFile, tallyPartPuts } from "./harness.mjs";
 
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
 const WEB = join(ROOT, "www", "dist");
@@ -75,16 +75,6 @@ async function download(page, name) {
     page.getByRole("button", { name: `Download ${name}`, exact: true }).click(),
   ]);
   return sha1Of(await saved.createReadStream());
-}
-
-/** Drops paths (files or folders) on the page the way a person's drag does. */
-async function drop(page, paths) {
-  const cdp = await page.context().newCDPSession(page);
-  const data = { items: [], files: paths, dragOperationsMask: 1 };
-  for (const type of ["dragEnter", "dragOver", "drop"]) {
-    await cdp.send("Input.dispatchDragEvent", { type, x: 400, y: 300, data });
-  }
-  await cdp.detach();
 }
 
 const rowOf = (page, name) => page.locator(".row", { has: page.locator(".name", { hasText: new RegExp(`^${name}$`) }) });
@@ -206,8 +196,15 @@ describe("the page", () => {
     await drop(page, [files.folder]);
     const names = ["photos/cover.jpg", "photos/2026/beach.jpg", "photos/2026/summer/sunset.jpg"];
     for (const n of names) await waitState(page, n, ["complete"]);
-    const listed = await page.$$eval("#files tbody tr", (trs) => trs.map((tr) => tr.cells[0].textContent));
-    for (const n of names) assert.ok(listed.includes(n), `${n} is stored`);
+    // The list is asked again at most every 2 s, whatever the number of files finishing.
+    await page.waitForFunction(
+      (names) => {
+        const listed = [...document.querySelectorAll("#files tbody tr")].map((tr) => tr.cells[0].textContent);
+        return names.every((n) => listed.includes(n));
+      },
+      names,
+      { timeout: 10_000 },
+    );
     // Delete one from the list: gone from the page and from the backend.
     const delCover = page.getByRole("button", { name: "Delete photos/cover.jpg", exact: true });
     const id = await page.locator("#files tbody tr", { has: delCover }).getAttribute("data-file-id");
@@ -255,7 +252,7 @@ describe("the page", () => {
     await page.close();
   });
 
-  test("reload mid-upload, give the file again: it finishes with fewer PUTs than parts", async () => {
+  test("reload mid-upload: the file is listed to give again, and given, finishes with fewer PUTs than parts", async () => {
     const parts = Math.ceil(files.reload.size / (8 * MIB));
     let page = await openApp(chromium, server, { user });
     await page.setInputFiles("#pick-files", files.reload.path);
@@ -266,10 +263,16 @@ describe("the page", () => {
     await page.reload();
     await authSettled(page);
     assert.equal(await page.textContent("#who"), user.username, "still signed in after the reload");
+    // Picked through an <input>, the page has no handle to it: it names the file to give again.
+    await page.waitForSelector("#unfinished:not([hidden])");
+    assert.match(await page.textContent("#unfinished-text"), /Give this file again/);
+    assert.match(await page.textContent("#unfinished-list"), /reload-me\.bin/);
+    assert.ok(await page.isHidden("#resume-unfinished"), "nothing to resume without the file");
     page.partPuts = 0;
-    await page.setInputFiles("#pick-files", files.reload.path);
+    await page.setInputFiles("#give-again", files.reload.path);
     await waitState(page, "reload-me.bin", ["complete"]);
     assert.ok(page.partPuts > 0 && page.partPuts < parts, `${page.partPuts} PUTs for ${parts} parts after the reload`);
+    assert.ok(await page.isHidden("#unfinished"), "nothing left unfinished");
     await page.close();
   });
 
@@ -291,6 +294,35 @@ describe("the page", () => {
     await page.waitForFunction(() => document.querySelector(".row .state")?.textContent !== "Hashing");
     assert.equal(await rowOf(page, "holiday-video.mp4").locator(".state").textContent(), "Already stored, 0 bytes sent");
     assert.equal(page.partPuts, 0);
+    await page.close();
+  });
+
+  test("the stored files come a page at a time and are found by name", async () => {
+    const page = await openApp(chromium, server, { user });
+    const many = join(dir, "many");
+    mkdirSync(many);
+    const made = [];
+    for (let i = 0; i < 101; i++) made.push(await makeFile(many, `many-${String(i).padStart(3, "0")}.txt`, 10 + i));
+    await page.setInputFiles("#pick-files", made.map((f) => f.path));
+    await page.waitForFunction(() => window.shardropPage.totals().done === 101, null, { timeout: 120_000 });
+    const stored = (await (await server.api("/files?limit=1000", { token: await tokenOf(page) })).json()).files.length;
+    assert.ok(stored > 101, `${stored} files stored`);
+    // The first page, then the rest with "Show more".
+    await page.waitForFunction(() => document.querySelectorAll("#files tbody tr").length === 100 && !document.getElementById("files-more").hidden);
+    await page.getByRole("button", { name: "Show more", exact: true }).click();
+    await page.waitForFunction((n) => document.querySelectorAll("#files tbody tr").length === n, stored);
+    assert.ok(await page.isHidden("#files-more"), "no more after the last page");
+    // A search by name (any case) lists what the server finds, and says when it finds nothing.
+    await page.getByLabel("Find stored files by name").fill("MANY-07");
+    const expected = made.filter((f) => f.name.includes("many-07")).map((f) => f.name).sort();
+    await page.waitForFunction((n) => document.querySelectorAll("#files tbody tr").length === n, expected.length);
+    const found = await page.$$eval("#files tbody tr", (trs) => trs.map((tr) => tr.cells[0].textContent).sort());
+    assert.deepEqual(found, expected);
+    await page.getByLabel("Find stored files by name").fill("no file is called this");
+    await page.waitForSelector("#files-empty:not([hidden])");
+    assert.match(await page.textContent("#files-empty"), /No stored file's name contains/);
+    await page.getByLabel("Find stored files by name").fill("");
+    await page.waitForFunction(() => document.querySelectorAll("#files tbody tr").length === 100);
     await page.close();
   });
 
@@ -374,6 +406,19 @@ test("errors from the backend show in words: a file too large, a full quota", as
     await page.waitForFunction(() => document.querySelectorAll(".row .error:not([hidden])").length === 2);
     assert.equal(await overError.textContent(), "This file (1.00 MB) does not fit in what is left of your storage quota.");
     assert.equal(await page.evaluate(() => window.shardropPage.rows.find((r) => r.name === "over-quota.bin").error.code), "quota-exceeded");
+    // The queue's filters: "Failed" shows the two that failed, with "Retry failed" for them.
+    await page.locator('label[for="filter-failed"]').click();
+    await page.waitForFunction(() => document.querySelectorAll("#queue .row").length === 2);
+    assert.deepEqual((await page.$$eval("#queue .row", (rows) => rows.map((r) => r.dataset.state))).sort(), ["failed", "failed"]);
+    assert.equal(await page.textContent('label[for="filter-failed"] .count'), "2");
+    assert.equal(await page.textContent('label[for="filter-done"] .count'), "2");
+    // Retried, each is asked of the server again, which still refuses it.
+    const creates = [];
+    page.on("request", (r) => r.method() === "POST" && r.url().endsWith("/api/v1/uploads") && creates.push(r.url()));
+    await page.getByRole("button", { name: "Retry failed", exact: true }).click();
+    for (let i = 0; creates.length < 2 && i < 100; i++) await sleep(100);
+    await page.waitForFunction(() => window.shardropPage.totals().failed === 2 && !window.shardropPage.totals().active);
+    assert.equal(creates.length, 2, "both asked again");
   } finally {
     await chromium.close();
     await server.stop();

@@ -1,36 +1,25 @@
 // The drag-and-drop page. It holds no upload logic: every byte goes through the `shardrop`
-// package's Uploader (a wasm engine in a worker). This file turns drops and picks into
-// tasks and renders their state, throttled so that a multi-GiB file costs the page nothing.
+// package's Uploader (a wasm engine in a worker, one queue for all its files). This file
+// turns drops and picks into tasks and wires the parts of the page: the queue (queue.js),
+// the unfinished uploads of earlier visits (resume.js) and the stored files (files.js).
 // Everything here belongs to the signed-in account (account.js): the uploader is made with
 // its session's token on sign-in and stopped on sign-out, with the queue and the file list.
 
 import { Uploader } from "shardrop";
 
 import { refreshUsage, sessionEnded, startAccount } from "./account.js";
-import { bytes, duration } from "./format.js";
-import { API, api, currentToken } from "./session.js";
+import { createFileList } from "./files.js";
+import { bytes } from "./format.js";
+import { createQueue } from "./queue.js";
+import { createResume, forget, keep, keepRoot, keyOf, started } from "./resume.js";
+import { API, currentToken } from "./session.js";
 
 // Null while signed out: nothing can be queued then.
 let uploader = null;
+let account = null;
 const $ = (id) => document.getElementById(id);
-
-const STATE_WORDS = {
-  queued: "Waiting",
-  hashing: "Hashing",
-  uploading: "Uploading",
-  paused: "Paused",
-  completing: "Finishing",
-  complete: "Done",
-  instant: "Already stored, 0 bytes sent",
-  failed: "Failed",
-  cancelled: "Cancelled",
-};
-
-const STATUS_WORDS = {
-  pending: "being checked",
-  verified: "verified",
-  corrupt: "corrupt: the stored bytes do not match this SHA-1; upload the file again",
-};
+/** Files queued per turn of the event loop: a drop of 10,000 never blocks the page. */
+const ADD_BATCH = 250;
 
 const ERROR_WORDS = {
   "network-error": "The connection to the server was lost and did not come back.",
@@ -42,9 +31,7 @@ const ERROR_WORDS = {
   "worker-error": "The upload engine could not start in this browser.",
 };
 
-// ---- words ------------------------------------------------------------------------
-
-function errorWords(error, size) {
+function errorWords({ error, size }) {
   if (error?.code === "file-too-large") {
     // The backend says "… this server accepts at most N": say it in sizes a person reads.
     const max = /at most (\d+)/.exec(error.message ?? "")?.[1];
@@ -54,60 +41,116 @@ function errorWords(error, size) {
   return ERROR_WORDS[error?.code] ?? (error?.message || "Something went wrong.");
 }
 
-// ---- the queue -------------------------------------------------------------------
-
-const rows = [];
-let dirty = new Set();
-
 function announce(text) {
   $("announce").textContent = text;
 }
 
-function addToQueue(file, name = file.name) {
-  if (!uploader) return;
-  const li = $("row").content.firstElementChild.cloneNode(true);
-  const row = { file, name, li, task: null, progress: null, state: "hashing", error: null };
-  li.querySelector(".name").textContent = name;
-  li.querySelector(".size").textContent = bytes(file.size);
-  li.querySelector(".bar").setAttribute("aria-label", `${name} progress`);
-  for (const btn of li.querySelectorAll("button")) {
-    btn.setAttribute("aria-label", `${btn.textContent} ${name}`);
-    btn.addEventListener("click", () => act(row, btn.dataset.act));
+const queue = createQueue(
+  {
+    scroller: $("queue-scroll"),
+    list: $("queue"),
+    template: $("row"),
+    total: $("total"),
+    filters: [...document.querySelectorAll('input[name="queue-filter"]')],
+    retryFailed: $("retry-failed"),
+  },
+  { onAct: act, errorWords },
+);
+const rows = queue.rows;
+const files = createFileList({ announce, onChange: refreshUsage });
+const resume = createResume({ queue: addAll, queued: (key) => queuedKeys.has(key), announce });
+/** Keys (resume.js's) of the files in this page's queue. */
+const queuedKeys = new Set();
+
+// ---- the queue -------------------------------------------------------------------
+
+/**
+ * Queues files: `[{file, name, root?, path?}]`, `root` and `path` where a file handle
+ * reaches it again after a reload. A few hundred a turn, so the page stays responsive.
+ */
+async function addAll(list) {
+  if (!uploader || !list.length) return;
+  const mine = uploader;
+  for (let i = 0; i < list.length; i += ADD_BATCH) {
+    if (uploader !== mine) return; // signed out meanwhile
+    const batch = list.slice(i, i + ADD_BATCH);
+    const keepable = batch.filter((f) => f.root != null);
+    // Kept before the upload starts: a crash a moment later still finds it.
+    if (keepable.length) {
+      await keep(account, keepable.map(({ file, name, root, path }) => ({ name, size: file.size, lastModified: file.lastModified, root, path })));
+    }
+    for (const { file, name } of batch) add(file, name);
+    resume.refilter();
+    await new Promise((ok) => setTimeout(ok));
   }
-  $("queue").append(li);
-  rows.push(row);
+  announce(`${list.length} ${list.length === 1 ? "file" : "files"} added`);
+}
+
+function add(file, name) {
+  const key = keyOf(account, name, file.size, file.lastModified);
+  const row = { file, name, key, size: file.size, task: null, progress: null, state: "queued", error: null };
+  queuedKeys.add(key);
+  queue.add(row);
   start(row);
 }
 
 function start(row) {
   row.error = null;
-  row.progress = { total: row.file.size, hashed: 0, sent: 0, bytes_per_sec: 0, eta_secs: null };
+  row.startedNoted = false;
+  row.progress = { total: row.size, hashed: 0, sent: 0, bytes_per_sec: 0, eta_secs: null };
   const mine = uploader;
   row.task = uploader.upload(row.file, {
     name: row.name,
     onProgress: (p) => {
       row.progress = p;
-      dirty.add(row);
+      queue.changed();
     },
-    onStateChange: (state) => setState(row, state),
+    onStateChange: (state) => {
+      // Sending: the server has an upload for it, which a resume after a crash asks about.
+      if (state === "uploading" && !row.startedNoted && row.task.upload_id) {
+        row.startedNoted = true;
+        started(row.key, row.task.upload_id);
+      }
+      setState(row, state);
+    },
   });
-  setState(row, "hashing");
+  setState(row, "queued");
   row.task.done.then(
-    () => refresh(),
+    () => {
+      forget(row.key);
+      files.refresh();
+      allDone();
+    },
     (e) => {
       // The worker's calls carry the token too: a 401 there ends the session like the page's.
       if (e.status === 401 && uploader === mine) return sessionEnded();
-      if (e.code !== "cancelled") row.error = { code: e.code, message: e.message };
-      dirty.add(row);
+      if (e.code === "cancelled") forget(row.key);
+      else {
+        row.error = { code: e.code, message: e.message };
+        announce(`${row.name}: ${errorWords(row)}`);
+      }
+      queue.changed(true);
       refreshUsage(); // a cancelled upload gives back the bytes it held of the quota
+      allDone();
     },
   );
 }
 
 function setState(row, state) {
-  if (row.state !== state) announce(`${row.name}: ${STATE_WORDS[state] ?? state}`);
   row.state = state;
-  dirty.add(row);
+  queue.changed(true);
+}
+
+/** Says once when the whole queue has settled (looked at twice a second at most). */
+let settling = 0;
+function allDone() {
+  settling ||= setTimeout(() => {
+    settling = 0;
+    const t = queue.totals();
+    if (t.active) return;
+    refreshUsage();
+    announce(t.failed ? `${t.done} of ${t.files} done, ${t.failed} failed` : `All ${t.files} done`);
+  }, 500);
 }
 
 function act(row, what) {
@@ -118,56 +161,70 @@ function act(row, what) {
 $("pause-all").addEventListener("click", () => rows.forEach((r) => ["queued", "hashing", "uploading"].includes(r.state) && r.task.pause()));
 $("resume-all").addEventListener("click", () => rows.forEach((r) => r.state === "paused" && r.task.resume()));
 
-// Rendering: at most ~4 times a second, only rows that changed.
-function render(row) {
-  const { li, progress: p, state } = row;
-  li.dataset.state = state;
-  const done = state === "complete" || state === "instant";
-  const pct = done ? 100 : p.total ? Math.floor((p.sent / p.total) * 100) : 0;
-  li.querySelector(".fill").style.width = `${pct}%`;
-  li.querySelector(".fill-hashed").style.width = `${p.total ? (p.hashed / p.total) * 100 : 0}%`;
-  li.querySelector(".bar").setAttribute("aria-valuenow", String(pct));
-  li.querySelector(".state").textContent = STATE_WORDS[state] ?? state;
-  li.querySelector(".pct").textContent = `${pct}%`;
-  const moving = state === "uploading" && p.bytes_per_sec > 0;
-  li.querySelector(".speed").textContent = moving ? `${bytes(p.bytes_per_sec)}/s` : "";
-  li.querySelector(".eta").textContent = moving ? duration(p.eta_secs) : "";
-  const err = li.querySelector(".error");
-  err.hidden = !row.error;
-  err.textContent = row.error ? errorWords(row.error, row.file.size) : "";
-}
-
-function renderTotal() {
-  const live = rows.filter((r) => r.state !== "cancelled");
-  if (!live.length) return ($("total").textContent = "Nothing yet");
-  const total = live.reduce((s, r) => s + r.file.size, 0);
-  const sent = live.reduce((s, r) => s + (["complete", "instant"].includes(r.state) ? r.file.size : r.progress.sent), 0);
-  const finished = live.filter((r) => ["complete", "instant"].includes(r.state)).length;
-  const speed = live.reduce((s, r) => s + (r.state === "uploading" ? r.progress.bytes_per_sec : 0), 0);
-  $("total").textContent =
-    `${finished} of ${live.length} done · ${bytes(sent)} of ${bytes(total)}` + (speed > 0 ? ` · ${bytes(speed)}/s` : "");
-}
-
-setInterval(() => {
-  if (!dirty.size) return;
-  for (const row of dirty) render(row);
-  dirty = new Set();
-  renderTotal();
-}, 250);
-
 // ---- dropping and picking ----------------------------------------------------------
 
 function pick(input) {
-  for (const file of input.files) addToQueue(file, file.webkitRelativePath || file.name);
+  addAll([...input.files].map((file) => ({ file, name: file.webkitRelativePath || file.name })));
   input.value = "";
 }
 $("pick-files").addEventListener("change", (e) => pick(e.target));
 $("pick-folder").addEventListener("change", (e) => pick(e.target));
 
-// Every file under the dropped entries, with its path inside the drop.
+// Where the browser has File System Access, the buttons pick handles instead, which are
+// kept so that a reload can resume without asking for the files again; the inputs stay
+// for every other browser (and for a picker that fails).
+async function pickHandles(e, folder) {
+  const picker = folder ? window.showDirectoryPicker : window.showOpenFilePicker;
+  if (!picker || !uploader) return;
+  e.preventDefault();
+  let picked;
+  try {
+    picked = folder ? [await window.showDirectoryPicker({ mode: "read" })] : await window.showOpenFilePicker({ multiple: true });
+  } catch (err) {
+    // Refused (not cancelled): the plain picker, while the click still counts.
+    if (err?.name !== "AbortError") {
+      try {
+        e.target.showPicker();
+      } catch {}
+    }
+    return;
+  }
+  const found = [];
+  for (const handle of picked) await fromHandle(handle, found);
+  addAll(found);
+}
+$("pick-files").addEventListener("click", (e) => pickHandles(e, false));
+$("pick-folder").addEventListener("click", (e) => pickHandles(e, true));
+
+/** Every file under a handle (a folder's name leads its files' paths, as a folder input gives them). */
+async function fromHandle(handle, out) {
+  const root = await keepRoot(handle);
+  if (handle.kind === "file") {
+    out.push({ file: await handle.getFile(), name: handle.name, root, path: "" });
+    return;
+  }
+  const found = [];
+  await walkHandle(handle, "", found);
+  for (let i = 0; i < found.length; i += 64) {
+    const files = await Promise.all(found.slice(i, i + 64).map((f) => f.handle.getFile()));
+    files.forEach((file, j) => {
+      const { path } = found[i + j];
+      out.push({ file, name: `${handle.name}/${path}`, root, path });
+    });
+  }
+}
+
+async function walkHandle(dir, prefix, out) {
+  for await (const h of dir.values()) {
+    if (h.kind === "file") out.push({ handle: h, path: prefix + h.name });
+    else await walkHandle(h, `${prefix}${h.name}/`, out);
+  }
+}
+
+// Every file under a dropped entry, with its path inside the drop.
 async function walk(entry, prefix, out) {
   if (entry.isFile) {
-    out.push({ file: await new Promise((ok, fail) => entry.file(ok, fail)), path: prefix + entry.name });
+    out.push({ file: await new Promise((ok, fail) => entry.file(ok, fail)), name: prefix + entry.name });
   } else if (entry.isDirectory) {
     const reader = entry.createReader();
     for (;;) {
@@ -194,129 +251,55 @@ document.addEventListener("drop", async (e) => {
   depth = 0;
   document.body.classList.remove("dragging");
   if (!uploader) return;
-  // Entries must be taken while the event lasts; reading them may take longer.
-  const entries = [...(e.dataTransfer?.items ?? [])].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
-  if (!entries.length) {
-    for (const file of e.dataTransfer?.files ?? []) addToQueue(file);
+  // Entries and handles must be asked for while the event lasts; reading them may take longer.
+  const items = [...(e.dataTransfer?.items ?? [])].filter((i) => i.kind === "file");
+  const entries = items.map((i) => i.webkitGetAsEntry?.() ?? null);
+  const handles = items.map((i) => i.getAsFileSystemHandle?.().catch(() => null) ?? null);
+  if (!entries.some(Boolean)) {
+    addAll([...(e.dataTransfer?.files ?? [])].map((file) => ({ file, name: file.name })));
     return;
   }
   const found = [];
-  for (const entry of entries) await walk(entry, "", found);
-  for (const { file, path } of found) addToQueue(file, path);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
+    if (!entry) continue;
+    const handle = await handles[i];
+    const root = handle ? await keepRoot(handle) : null;
+    const from = found.length;
+    await walk(entry, "", found);
+    // A dropped file is its own root; a dropped folder's files are found by their path in it.
+    for (const f of found.slice(from)) Object.assign(f, { root, path: entry.isDirectory ? f.name.slice(entry.name.length + 1) : "" });
+  }
+  addAll(found);
 });
-
-// ---- stored files -------------------------------------------------------------------
-
-function refresh() {
-  if (!currentToken()) return; // signed out meanwhile: nothing to show
-  loadFiles();
-  refreshUsage();
-}
-
-async function loadFiles() {
-  const mine = currentToken();
-  let list;
-  try {
-    list = await api("GET", "/files?limit=200");
-  } catch {
-    return;
-  }
-  // An answer for a session that has ended since (signed out, or another account) is not shown.
-  if (currentToken() !== mine) return;
-  showFiles(list.files);
-}
-
-function showFiles(files) {
-  $("files").querySelector("tbody").replaceChildren(...files.map(fileRow));
-  $("files").hidden = !files.length;
-  $("files-empty").hidden = !!files.length;
-}
-
-function fileRow(f) {
-  const tr = document.createElement("tr");
-  tr.dataset.fileId = f.file_id;
-  const cells = [
-    [f.name, "name"],
-    [bytes(f.size), "num"],
-    [f.sha1 ?? "", "sha"],
-    [new Date(f.created_at).toLocaleString(), "num"],
-  ];
-  for (const [text, cls] of cells) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    td.className = cls;
-    tr.append(td);
-  }
-  // The server hashes the stored bytes after each upload: say what it found.
-  const check = document.createElement("span");
-  check.className = `check check-${f.status}`;
-  check.textContent = STATUS_WORDS[f.status] ?? f.status;
-  tr.children[2].append(" ", check);
-  const actions = document.createElement("td");
-  actions.className = "actions";
-  actions.append(
-    actionButton("Download", "link", f, () => download(f)),
-    actionButton("Delete", "button small quiet", f, () => remove(f)),
-  );
-  tr.append(actions);
-  return tr;
-}
-
-function actionButton(text, className, f, onClick) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = className;
-  b.textContent = text;
-  b.setAttribute("aria-label", `${text} ${f.name}`);
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-// A plain link cannot carry the bearer token, so the page asks for a short-lived signed URL
-// and goes there; the storage answers it with `Content-Disposition: attachment`, so the
-// browser saves the file and the page stays.
-async function download(f) {
-  try {
-    const { url } = await api("GET", `/files/${encodeURIComponent(f.file_id)}/download-url`);
-    location.assign(url);
-  } catch (e) {
-    if (e.status !== 401) announce(`${f.name} could not be downloaded: ${e.message}`);
-  }
-}
-
-async function remove(f) {
-  try {
-    await api("DELETE", `/files/${encodeURIComponent(f.file_id)}`);
-    announce(`${f.name} deleted`);
-  } catch (e) {
-    if (e.status !== 401) announce(`${f.name} could not be deleted: ${e.message}`);
-  }
-  refresh();
-}
 
 // ---- the account ----------------------------------------------------------------------
 
-function signedIn() {
+function signedIn(user) {
   uploader?.terminate();
   uploader = new Uploader({ endpoint: API, concurrency: 4, token: currentToken() });
-  loadFiles();
+  account = user.username;
+  files.load();
+  resume.load(account);
 }
 
 // Stops every upload (they resume when their files are given again after signing in) and
-// takes away what belonged to the account: its queue and its file list.
+// takes away what belonged to the account: its queue, its unfinished list and its files.
 function signedOut() {
   uploader?.terminate();
   uploader = null;
-  rows.length = 0;
-  dirty = new Set();
-  $("queue").replaceChildren();
-  renderTotal();
-  showFiles([]);
+  account = null;
+  queuedKeys.clear();
+  queue.clear();
+  resume.clear();
+  files.clear();
 }
 
 startAccount({ onSignIn: signedIn, onSignOut: signedOut });
 window.shardropPage = {
   rows,
+  /** `{files, done, failed, active, moving, bytes, sent}` of the queue (cancelled rows left out). */
+  totals: () => queue.totals(),
   get uploader() {
     return uploader;
   },
