@@ -183,15 +183,25 @@ pub async fn key_in_use(db: &Db, storage_key: &str) -> Result<bool, sqlx::Error>
 /// The user's files, newest first; `after` is the (created_at, id) of the last row of the
 /// previous page.
 /// The user's files after `(created_at, id)`, newest first (see `crate::paging`).
-pub async fn list(db: &Db, user: &str, limit: i64, (at, id): (i64, &str)) -> Result<Vec<FileRow>, sqlx::Error> {
+/// A page of the user's files, newest first; with `like` (a lower-case `LIKE` pattern with
+/// `\\` as its escape), only those whose lower-cased name matches it.
+pub async fn list(
+    db: &Db,
+    user: &str,
+    limit: i64,
+    (at, id): (i64, &str),
+    like: Option<&str>,
+) -> Result<Vec<FileRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM files WHERE user_id = $4 AND (created_at < $1 OR (created_at = $1 AND id < $2)) \
+         AND ($5 = '' OR LOWER(name) LIKE $5 ESCAPE '\\') \
          ORDER BY created_at DESC, id DESC LIMIT $3"
     ))
     .bind(at)
     .bind(id)
     .bind(limit)
     .bind(user)
+    .bind(like.unwrap_or(""))
     .fetch_all(db)
     .await
 }

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::{repo, FileError, FileView};
 use crate::auth::User;
+use crate::error::Code;
 use crate::error::{ApiError, ErrorBody};
-use crate::paging::{Page, PageQuery};
+use crate::paging::Page;
 use crate::state::AppState;
 use crate::storage::DownloadTarget;
 
@@ -23,16 +24,56 @@ pub struct FileList {
     pub next_cursor: Option<String>,
 }
 
-/// The caller's stored files, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/files", operation_id = "list_files", tag = "files", params(PageQuery), responses(
+/// The longest `q` of `GET /files`, in characters.
+const MAX_SEARCH: usize = 200;
+
+/// `?limit=&cursor=&q=`: a page (as [`crate::paging::PageQuery`]) of the files whose name
+/// holds `q`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FileQuery {
+    /// Entries per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (of the same `q`).
+    pub cursor: Option<String>,
+    /// Only files whose name contains this text, ignoring case (ASCII letters on SQLite,
+    /// every letter on PostgreSQL). Empty means every file.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
+}
+
+/// `LIKE` pattern for names that contain `q`, lower-cased, its own `%`, `_` and `\` taken
+/// literally.
+fn contains_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The caller's stored files, newest first, a page at a time; `q` finds them by name.
+#[utoipa::path(get, path = "/api/v1/files", operation_id = "list_files", tag = "files", params(FileQuery), responses(
     (status = 200, body = FileList),
-    (status = 400, description = "`invalid-query`: a parameter of the wrong type, or an unknown one", body = ErrorBody),
+    (status = 400, description = "`invalid-query`: a parameter of the wrong type, an unknown one, or a `q` over 200 characters", body = ErrorBody),
     (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 422, description = "`invalid-limit`, `invalid-cursor`", body = ErrorBody),
 ))]
-pub async fn list(user: User, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Res {
+pub async fn list(user: User, state: web::Data<AppState>, q: web::Query<FileQuery>) -> Res {
     let page = Page::parse(q.limit, q.cursor.as_deref())?;
-    let mut rows = repo::list(&state.db, &user.id, page.fetch(), page.after()).await.map_err(FileError::from)?;
+    let search = q.q.as_deref().filter(|s| !s.is_empty());
+    if search.is_some_and(|s| s.chars().count() > MAX_SEARCH) {
+        return Err(ApiError::bad_request(Code::InvalidQuery, format!("q: at most {MAX_SEARCH} characters")));
+    }
+    let like = search.map(contains_pattern);
+    let mut rows =
+        repo::list(&state.db, &user.id, page.fetch(), page.after(), like.as_deref()).await.map_err(FileError::from)?;
     let next_cursor = page.cut(&mut rows, |r| (r.created_at, r.id.as_str()));
     Ok(HttpResponse::Ok().json(FileList { files: rows.iter().map(FileView::from).collect(), next_cursor }))
 }

@@ -17,6 +17,7 @@ on_both_backends!(
     wrong_claimed_sha1_never_becomes_a_dedup_target,
     abort_removes_the_upload_everywhere,
     files_list_get_delete,
+    files_are_found_by_name,
     download_urls_expire,
     reaper_aborts_idle_uploads,
     a_small_file_is_stored_in_three_requests,
@@ -384,6 +385,45 @@ async fn files_list_get_delete(backend: Backend) {
     assert_eq!(status, 404);
     let (_, all) = app.get("/files").await;
     assert_eq!(all["files"].as_array().unwrap().len(), 2);
+}
+
+/// `q` keeps the files whose name holds it, ignoring ASCII case, with `%`, `_` and `\\`
+/// taken literally; pages of a search go on with its cursor; a `q` over 200 characters is
+/// the client's mistake.
+async fn files_are_found_by_name(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let names =
+        ["Holiday/beach 1.JPG", "holiday/beach 2.jpg", "work/report.pdf", "100%_done.txt", "100 done.txt", "a\\b.txt"];
+    for (i, name) in names.iter().enumerate() {
+        app.upload(name, &[part_bytes(300 + i as u64, 5 + i)]).await;
+    }
+    async fn found(app: &TestApp, q: &str) -> Vec<String> {
+        let q = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let (status, v) = app.get(&format!("/files?q={q}")).await;
+        assert_eq!(status, 200, "{v}");
+        let mut names: Vec<String> =
+            v["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect();
+        names.sort();
+        names
+    }
+    assert_eq!(found(&app, "BEACH").await, ["Holiday/beach 1.JPG", "holiday/beach 2.jpg"]);
+    assert_eq!(found(&app, ".jpg").await, ["Holiday/beach 1.JPG", "holiday/beach 2.jpg"]);
+    assert_eq!(found(&app, "%_").await, ["100%_done.txt"], "wildcards are literal");
+    assert_eq!(found(&app, "0_d").await, Vec::<String>::new());
+    assert_eq!(found(&app, "\\").await, ["a\\b.txt"]);
+    assert_eq!(found(&app, "").await.len(), names.len(), "an empty q is every file");
+    assert_eq!(found(&app, "nothing like it").await, Vec::<String>::new());
+
+    let (_, first) = app.get("/files?q=holiday&limit=1").await;
+    assert_eq!(first["files"][0]["name"], "holiday/beach 2.jpg", "newest first");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let cursor = percent_encoding::utf8_percent_encode(cursor, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let (_, second) = app.get(&format!("/files?q=holiday&limit=1&cursor={cursor}")).await;
+    assert_eq!(second["files"][0]["name"], "Holiday/beach 1.JPG");
+    assert!(second["next_cursor"].is_null(), "{second}");
+
+    let (status, v) = app.get(&format!("/files?q={}", "x".repeat(201))).await;
+    assert_eq!((status, v["code"].as_str()), (400, Some("invalid-query")), "{v}");
 }
 
 /// A download URL lives `uploads.download_ttl_secs`: within it, Range works and the name is
